@@ -1,0 +1,1 @@
+"""Image captioning behind one interface: an offline default and optional real captioners."""

@@ -1,0 +1,13 @@
+"""Errors Prism raises on purpose, each naming the input and the problem."""
+
+
+class PrismError(Exception):
+    """Base class for errors that are shown to the user as a clear message."""
+
+
+class ModelMissingError(PrismError):
+    """A model package is not installed, or its weights do not match the expected checksum."""
+
+
+class InputError(PrismError):
+    """An input (file, catalog line, query) is unusable; the message says which and why."""

@@ -1,0 +1,181 @@
+"""Ingestion: catalog rows → captions, transcripts, embeddings → the store.
+
+Per item: caption each image, transcribe each audio clip, embed the document, captions and
+transcripts (English and multilingual spaces), keep the image features. Items are processed
+in batches; within a batch, vectors are written first and the item records last, so a run
+killed at any moment leaves only uncommitted items, which the next run redoes (upserts by
+deterministic ids: nothing is duplicated). An item whose content hash is unchanged is
+skipped; a changed one has its old vectors removed and is rewritten.
+
+A bad line or a bad media file fails that item alone, with a reason naming the input.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from prism import spaces
+from prism.catalog import CatalogItem, CatalogRow
+from prism.errors import PrismError
+from prism.settings import Settings
+from prism.store import Store, VectorEntry
+from tools.caption_image import get_backend as caption_backend, load_image
+from tools.transcribe_audio import TranscribeAudioInput, transcribe_audio
+
+INGEST_FORMAT = "1"
+
+
+class Failure(BaseModel):
+    source: str
+    item_id: str | None = None
+    reason: str
+
+
+class IngestSummary(BaseModel):
+    """What one ingestion run did."""
+
+    ingested: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: list[Failure] = []
+    seconds: float = 0.0
+
+    @property
+    def seen(self) -> int:
+        return self.ingested + self.updated + self.skipped + len(self.failed)
+
+
+@dataclass
+class Prepared:
+    """An item with everything derived from its media, ready to embed and store."""
+
+    item: CatalogItem
+    content_hash: str
+    is_update: bool
+    derived: list[dict] = field(default_factory=list)  # kind, field, text, provenance
+    image_features: list[tuple[str, np.ndarray]] = field(default_factory=list)
+
+
+def pipeline_fingerprint(settings: Settings) -> str:
+    """What, besides an item's content, determines its stored vectors."""
+    return "|".join([INGEST_FORMAT, settings.text_model, settings.multilingual_model,
+                     settings.caption_backend, settings.whisper_backend])
+
+
+def filter_metadata(item: CatalogItem) -> dict:
+    """Item metadata as Chroma accepts it (empty lists dropped), plus the title."""
+    meta = {k: v for k, v in item.metadata.items() if not (isinstance(v, list) and not v)}
+    meta["title"] = item.title
+    return meta
+
+
+def _batches(rows: Iterable[CatalogRow], size: int) -> Iterator[list[CatalogRow]]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class Ingestor:
+    """Runs ingestion against one store with one set of settings."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.fingerprint = pipeline_fingerprint(settings)
+
+    def prepare(self, item: CatalogItem, content_hash: str, is_update: bool) -> Prepared:
+        """Caption and transcribe an item's media; PrismError names the failing file."""
+        prepared = Prepared(item=item, content_hash=content_hash, is_update=is_update)
+        for index, path in enumerate(item.images):
+            image = load_image(path, self.settings.max_image_bytes)
+            caption = caption_backend(self.settings).caption(image)
+            name = f"caption:{index}"
+            prepared.derived.append({"kind": "caption", "field": name, "source": path.name, "text": caption.text,
+                                     "ocr": [line.text for line in caption.ocr],
+                                     "provenance": caption.provenance.model_dump()})
+            if caption.feature is not None:
+                prepared.image_features.append((f"image:{index}", np.asarray(caption.feature, dtype=np.float32)))
+        for index, path in enumerate(item.audio):
+            result = transcribe_audio(TranscribeAudioInput(path=path), self.settings)
+            prepared.derived.append({"kind": "transcript", "field": f"transcript:{index}", "source": path.name,
+                                     "text": result.text, "language": result.language,
+                                     "segments": [s.model_dump() for s in result.segments],
+                                     "provenance": result.provenance.model_dump()})
+        return prepared
+
+    def write(self, batch: list[Prepared]) -> None:
+        """Embed and store a batch; item records go last (the commit marker)."""
+        updates = [p.item.item_id for p in batch if p.is_update]
+        texts: list[tuple[Prepared, str, str]] = []
+        for p in batch:
+            texts.append((p, "document", p.item.document()))
+            texts += [(p, d["field"], d["text"]) for d in p.derived if d["text"]]
+        for space in spaces.text_spaces(self.settings):
+            vectors = space.encoder().encode([t for _, _, t in texts], "passage")
+            entries = [VectorEntry(id=f"{p.item.item_id}|{name}", item_id=p.item.item_id, field=name, text=text,
+                                   vector=vec, metadata=filter_metadata(p.item))
+                       for (p, name, text), vec in zip(texts, vectors)]
+            self.store.delete_item_vectors(space.name, updates)
+            self.store.put_vectors(space.name, entries)
+        image_space = spaces.image_space(self.settings)
+        image_entries = [VectorEntry(id=f"{p.item.item_id}|{name}", item_id=p.item.item_id, field=name,
+                                     text=p.item.title, vector=vec, metadata=filter_metadata(p.item))
+                         for p in batch for name, vec in p.image_features]
+        self.store.delete_item_vectors(image_space.name, updates)
+        if image_entries:
+            self.store.put_vectors(image_space.name, image_entries)
+        self.store.put_items([
+            {"id": p.item.item_id, "document": p.item.document(),
+             "metadata": {**filter_metadata(p.item), "content_hash": p.content_hash,
+                          "n_images": len(p.item.images), "n_audio": len(p.item.audio),
+                          "derived_json": json.dumps(p.derived, ensure_ascii=False)}}
+            for p in batch
+        ])
+
+    def run(self, rows: Iterable[CatalogRow], limit: int | None = None,
+            on_batch: Callable[[IngestSummary, int], None] | None = None) -> IngestSummary:
+        """Ingest ``rows`` (at most ``limit`` of them); ``on_batch(summary, rows_in_batch)``
+        is called after each committed batch."""
+        started = time.perf_counter()
+        summary = IngestSummary()
+        seen_ids: set[str] = set()
+        rows = islice(rows, limit) if limit is not None else rows
+        for batch in _batches(rows, self.settings.ingest_batch_size):
+            items: list[tuple[CatalogItem, str]] = []
+            for row in batch:
+                if row.item is None:
+                    summary.failed.append(Failure(source=row.source, reason=row.error or "unknown error"))
+                elif row.item.item_id in seen_ids:
+                    summary.failed.append(Failure(source=row.source, item_id=row.item.item_id,
+                                                  reason=f"duplicate item_id '{row.item.item_id}' in this catalog"))
+                else:
+                    seen_ids.add(row.item.item_id)
+                    items.append((row.item, row.source))
+            stored = self.store.item_hashes([item.item_id for item, _ in items])
+            prepared: list[Prepared] = []
+            for item, source in items:
+                digest = item.content_hash(self.fingerprint)
+                if stored.get(item.item_id) == digest:
+                    summary.skipped += 1
+                    continue
+                try:
+                    prepared.append(self.prepare(item, digest, is_update=item.item_id in stored))
+                except Exception as exc:  # one bad item must never stop the batch
+                    reason = str(exc) if isinstance(exc, PrismError) else f"{type(exc).__name__}: {exc}"
+                    summary.failed.append(Failure(source=source, item_id=item.item_id, reason=reason))
+            if prepared:
+                self.write(prepared)
+            summary.updated += sum(p.is_update for p in prepared)
+            summary.ingested += sum(not p.is_update for p in prepared)
+            if on_batch:
+                on_batch(summary, len(batch))
+        summary.seconds = time.perf_counter() - started
+        return summary

@@ -1,0 +1,45 @@
+"""The one service layer: the CLI, the HTTP API, the agent tools and the evals all call this.
+
+It owns the settings and the store and exposes Prism's capabilities as plain methods with
+typed results. Models load lazily, once per process, inside the tools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from prism.catalog import read_catalog
+from prism.ingest import IngestSummary, Ingestor
+from prism.search import SearchResult, search
+from prism.settings import Settings, get_settings
+from prism.store import Store
+
+
+class PrismService:
+    """Prism's capabilities over one settings object and one store."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.settings)
+        return self._store
+
+    def ingest(self, path: Path, limit: int | None = None,
+               on_batch: Callable[[IngestSummary, int], None] | None = None) -> IngestSummary:
+        """Ingest a catalog (JSONL file or folder); idempotent and resumable."""
+        rows = read_catalog(Path(path), self.settings.max_line_bytes)
+        return Ingestor(self.settings, self.store).run(rows, limit=limit, on_batch=on_batch)
+
+    def search(self, text: str | None = None, image: Path | None = None, audio: Path | None = None,
+               k: int = 10, where: dict | None = None) -> SearchResult:
+        """Nearest items to a text, image and/or voice query, with matched evidence."""
+        return search(self.store, self.settings, text=text, image=image, audio=audio, k=k, where=where)
+
+    def get_item(self, item_id: str) -> dict | None:
+        """An ingested item's record (document, metadata, derived texts with provenance)."""
+        return self.store.get_items([item_id]).get(item_id)

@@ -1,0 +1,152 @@
+"""The vector store: Chroma collections for item records and each vector space.
+
+Layout (names carry the model, so switching an encoder never mixes vector spaces):
+
+* ``{prefix}-items``: one record per item: its document text, metadata, content hash and
+  the derived texts with provenance (JSON). Written *last* for an item: it is the commit
+  marker that makes ingestion resumable.
+* ``{prefix}-text-{model}``: English text space; entries per item for the document, each
+  caption and each transcript (``field`` metadata says which).
+* ``{prefix}-multi-{model}``: the same entries in the multilingual space.
+* ``{prefix}-image-{model}``: the image feature of each image.
+
+Every vector entry carries ``item_id``, ``field`` and the item's filterable metadata, so a
+``where`` filter applies directly in any space. Writes are upserts by deterministic ids,
+chunked to the client's maximum batch size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from prism.settings import Settings
+
+ITEMS = "items"
+
+
+@dataclass
+class VectorEntry:
+    """One vector of one item in one space."""
+
+    id: str
+    item_id: str
+    field: str
+    text: str
+    vector: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Match:
+    """A vector entry found by a query, with cosine similarity."""
+
+    item_id: str
+    field: str
+    text: str
+    similarity: float
+    metadata: dict[str, Any]
+
+
+def make_client(settings: Settings):
+    """An HttpClient when ``chroma_host`` is set, else an embedded PersistentClient under home."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
+                                   ssl=settings.chroma_ssl, settings=chroma_settings)
+    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+
+
+class Store:
+    """Typed access to Prism's Chroma collections."""
+
+    def __init__(self, settings: Settings, client=None) -> None:
+        self.settings = settings
+        self.client = client or make_client(settings)
+        self.max_batch = int(self.client.get_max_batch_size())
+        self._collections: dict[str, Any] = {}
+
+    def collection(self, name: str):
+        """The collection ``{prefix}-{name}`` (cosine space), created on first use."""
+        if name not in self._collections:
+            self._collections[name] = self.client.get_or_create_collection(
+                f"{self.settings.collection_prefix}-{name}",
+                configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None,
+            )
+        return self._collections[name]
+
+    # --- item records -----------------------------------------------------------------
+    def item_hashes(self, item_ids: Sequence[str]) -> dict[str, str]:
+        """Content hashes of the committed items among ``item_ids``."""
+        found: dict[str, str] = {}
+        for start in range(0, len(item_ids), self.max_batch):
+            got = self.collection(ITEMS).get(ids=list(item_ids[start : start + self.max_batch]), include=["metadatas"])
+            for item_id, meta in zip(got["ids"], got["metadatas"]):
+                found[item_id] = meta.get("content_hash", "")
+        return found
+
+    def put_items(self, records: Sequence[dict[str, Any]]) -> None:
+        """Upsert item records (``id``, ``document``, ``metadata``); the commit marker of ingestion."""
+        for start in range(0, len(records), self.max_batch):
+            chunk = records[start : start + self.max_batch]
+            self.collection(ITEMS).upsert(
+                ids=[r["id"] for r in chunk],
+                documents=[r["document"] for r in chunk],
+                metadatas=[r["metadata"] for r in chunk],
+                embeddings=[[0.0] for _ in chunk],  # records are looked up by id, never by vector
+            )
+
+    def get_items(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Item records by id: ``{"document": ..., "metadata": ..., "derived": [...]}``."""
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(item_ids), self.max_batch):
+            got = self.collection(ITEMS).get(ids=list(item_ids[start : start + self.max_batch]),
+                                             include=["metadatas", "documents"])
+            for item_id, meta, doc in zip(got["ids"], got["metadatas"], got["documents"]):
+                meta = dict(meta)
+                derived = json.loads(meta.pop("derived_json", "[]"))
+                out[item_id] = {"document": doc, "metadata": meta, "derived": derived}
+        return out
+
+    def count_items(self) -> int:
+        return self.collection(ITEMS).count()
+
+    # --- vector spaces ----------------------------------------------------------------
+    def delete_item_vectors(self, space: str, item_ids: Sequence[str]) -> None:
+        """Remove every entry of ``item_ids`` from ``space`` (before rewriting a changed item)."""
+        if item_ids:
+            self.collection(space).delete(where={"item_id": {"$in": list(item_ids)}})
+
+    def put_vectors(self, space: str, entries: Sequence[VectorEntry]) -> None:
+        """Upsert entries into ``space`` in chunks of at most the client's max batch size."""
+        for start in range(0, len(entries), self.max_batch):
+            chunk = entries[start : start + self.max_batch]
+            self.collection(space).upsert(
+                ids=[e.id for e in chunk],
+                embeddings=np.stack([e.vector for e in chunk]).astype(np.float32),
+                documents=[e.text for e in chunk],
+                metadatas=[{**e.metadata, "item_id": e.item_id, "field": e.field} for e in chunk],
+            )
+
+    def query(self, space: str, vector: np.ndarray, n: int, where: dict | None = None) -> list[Match]:
+        """The ``n`` nearest entries of ``space`` to ``vector``, most similar first."""
+        collection = self.collection(space)
+        total = collection.count()
+        if total == 0:
+            return []
+        result = collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(n, total),
+                                  where=where or None, include=["metadatas", "documents", "distances"])
+        return [
+            Match(item_id=meta["item_id"], field=meta["field"], text=doc or "", similarity=1.0 - float(dist),
+                  metadata=meta)
+            for meta, doc, dist in zip(result["metadatas"][0], result["documents"][0], result["distances"][0])
+        ]

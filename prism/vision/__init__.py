@@ -1,0 +1,1 @@
+"""Vision networks written in plain torch."""

