@@ -24,7 +24,7 @@ out = Console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -130,3 +130,7 @@ def demo() -> None:
 
 def main() -> None:  # pragma: no cover - console script entry point
     app(sys.argv[1:])
+
+
+if __name__ == "__main__":  # python -m prism.cli
+    main()

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PRISM_", extra="ignore", frozen=True)
 
     home: Path = Field(default_factory=default_home, description="Root of all Prism state.")
+    model_cache_dir: Path | None = Field(
+        None, description="Where assembled model files and checksum verdicts live; default: home/models."
+    )
 
     # Vector store: embedded PersistentClient under home, or a Chroma server when host is set.
     chroma_host: str | None = None
@@ -98,7 +101,12 @@ class Settings(BaseSettings):
 
     @property
     def model_cache(self) -> Path:
-        return self.home / "models"
+        return self.model_cache_dir or self.home / "models"
+
+    def model_key(self, *names: str) -> tuple:
+        """The values of the named fields plus the model cache: a cache key for a loaded model
+        that, unlike the whole settings object, does not change with ``home``."""
+        return (self.model_cache, *(getattr(self, name) for name in names))
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ from pathlib import Path
 from prism.errors import PrismError
 
 
-def speak(text: str, path: Path, voice: str = "en-us", words_per_minute: int = 140) -> Path:
+def speak(text: str, path: Path, voice: str = "en-us", words_per_minute: int = 150) -> Path:
     """Write ``text`` spoken by espeak-ng as a WAV file at ``path`` (atomically) and return it."""
     binary = shutil.which("espeak-ng")
     if binary is None:

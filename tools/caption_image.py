@@ -9,7 +9,6 @@ Every caption carries provenance: backend, model, version, confidences.
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -17,6 +16,7 @@ from pydantic import BaseModel
 
 from prism.captioning.base import Caption, CaptionBackend
 from prism.errors import InputError, ModelMissingError
+from prism.loaded import once
 from prism.settings import Settings, get_settings
 
 MAX_PIXELS = 64_000_000
@@ -53,9 +53,14 @@ def load_image(path: Path, max_bytes: int | None = None) -> Image.Image:
         raise InputError(f"image file {path} is not a readable image: {exc}") from exc
 
 
-@lru_cache(maxsize=4)
 def get_backend(settings: Settings) -> CaptionBackend:
     """The process-wide captioner chosen by ``settings.caption_backend``."""
+    key = settings.model_key("caption_backend", "blip_model_dir", "vision_base_url", "vision_model",
+                             "vision_api_key", "ocr_enabled", "caption_top_labels")
+    return once(("captioner", *key), lambda: _build_backend(settings))
+
+
+def _build_backend(settings: Settings) -> CaptionBackend:
     if settings.caption_backend == "blip":
         if settings.blip_model_dir is None:
             raise ModelMissingError("caption_backend=blip needs PRISM_BLIP_MODEL_DIR (a local BLIP folder)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from functools import lru_cache
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from prism.settings import Settings, get_settings
 from prism import weights
+from prism.loaded import once
 
 TextKind = Literal["query", "passage"]
 
@@ -40,7 +41,7 @@ class MiniLMEncoder:
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, cache_dir: Path, batch_size: int) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
@@ -48,9 +49,9 @@ class MiniLMEncoder:
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
 
-        path = weights.minilm_dir(settings.model_cache)
+        path = weights.minilm_dir(cache_dir)
         self._model = SentenceTransformer(str(path), device="cpu")
-        self._batch = settings.embed_batch_size
+        self._batch = batch_size
         self._lock = threading.Lock()
 
     def encode(self, texts: list[str], kind: TextKind = "passage") -> np.ndarray:
@@ -63,22 +64,16 @@ class MiniLMEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-def _build_multilingual(settings: Settings) -> TextEncoder:
+def get_encoder(which: Literal["minilm", "multilingual"] = "minilm", settings: Settings | None = None) -> TextEncoder:
+    """The process-wide encoder ``which`` (loaded on first use, shared across homes)."""
+    settings = settings or get_settings()
+    if which == "minilm":
+        return once(("minilm", *settings.model_key("embed_batch_size")),
+                    lambda: MiniLMEncoder(settings.model_cache, settings.embed_batch_size))
     from tools import multilingual_encoders
 
-    return multilingual_encoders.build(settings)
-
-
-@lru_cache(maxsize=4)
-def _encoder(which: str, settings: Settings) -> TextEncoder:
-    if which == "minilm":
-        return MiniLMEncoder(settings)
-    return _build_multilingual(settings)
-
-
-def get_encoder(which: Literal["minilm", "multilingual"] = "minilm", settings: Settings | None = None) -> TextEncoder:
-    """The process-wide encoder ``which`` (loaded on first use)."""
-    return _encoder(which, settings or get_settings())
+    return once(("multilingual", *settings.model_key("multilingual_model", "embed_batch_size")),
+                lambda: multilingual_encoders.build(settings))
 
 
 class EmbedTextInput(BaseModel):

@@ -15,7 +15,6 @@ memory and words are not split; segment times stay relative to the whole recordi
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +24,7 @@ from pydantic import BaseModel, Field
 from prism import weights
 from prism.captioning.base import Provenance
 from prism.errors import InputError, ModelMissingError
+from prism.loaded import once
 from prism.settings import Settings, get_settings
 
 SAMPLE_RATE = 16_000
@@ -146,12 +146,11 @@ class OpenAIWhisperBackend:
         return segments, detected, float(probs.get(detected, 0.0))
 
 
-@lru_cache(maxsize=2)
 def get_backend(settings: Settings) -> WhisperBackend:
     """The process-wide speech backend chosen by ``settings.whisper_backend``."""
-    if settings.whisper_backend == "openai-whisper":
-        return OpenAIWhisperBackend(settings)
-    return FasterWhisperBackend(settings)
+    backend = OpenAIWhisperBackend if settings.whisper_backend == "openai-whisper" else FasterWhisperBackend
+    key = settings.model_key("whisper_backend", "whisper_model_dir", "whisper_pt", "whisper_compute_type")
+    return once(("whisper", *key), lambda: backend(settings))
 
 
 def transcribe_audio(request: TranscribeAudioInput, settings: Settings | None = None) -> TranscribeAudioOutput:

@@ -1,0 +1,48 @@
+"""Shared fixtures: every test runs with its own PRISM_HOME; loaded models are shared."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from prism.demo import DEMO_CATALOG, ensure_demo_audio
+from prism.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """One model cache for the session (the assembled Whisper model is 145 MB)."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, model_cache, monkeypatch) -> Path:
+    """No test reads or writes ~/.prism or a developer's PRISM_* variables."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("PRISM_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("PRISM_HOME", str(home))
+    monkeypatch.setenv("PRISM_MODEL_CACHE_DIR", str(model_cache))
+    from prism.settings import get_settings
+
+    get_settings.cache_clear()
+    return home
+
+
+@pytest.fixture
+def settings(isolated_home) -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def demo_catalog(tmp_path_factory) -> Path:
+    """A private copy of the demo catalog with its espeak-ng audio synthesised."""
+    target = tmp_path_factory.mktemp("demo") / "catalog"
+    shutil.copytree(DEMO_CATALOG, target, ignore=shutil.ignore_patterns("audio"))
+    ensure_demo_audio(target)
+    return target

@@ -1,0 +1,103 @@
+"""The tools with their real models: MiniLM, Whisper base (faster-whisper), the offline captioner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prism.errors import InputError
+from prism.synth import speak
+from tools.caption_image import CaptionImageInput, caption_image
+from tools.embed_text import EmbedTextInput, embed_text
+from tools.transcribe_audio import TranscribeAudioInput, split_at_silence, transcribe_audio, SAMPLE_RATE
+
+
+def test_embed_text_is_normalised_and_semantic(settings):
+    out = embed_text(EmbedTextInput(texts=["a cat sleeping on a sofa", "a kitten napping on a couch",
+                                           "stock market prices fell sharply"]), settings)
+    vectors = np.array(out.vectors)
+    assert out.dim == 384 and vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_embed_text_empty_batch(settings):
+    assert embed_text(EmbedTextInput(texts=[]), settings).vectors == []
+
+
+def test_transcribe_espeak_clip(settings, tmp_path):
+    clip = speak("I would like a calm science fiction film about space travel.", tmp_path / "clip.wav")
+    out = transcribe_audio(TranscribeAudioInput(path=clip), settings)
+    words = out.text.lower()
+    assert out.language == "en"
+    assert "science fiction" in words and "space travel" in words
+    assert out.segments and out.segments[0].start >= 0 and out.segments[-1].end <= out.duration + 0.5
+    assert out.provenance.backend == "faster-whisper" and out.provenance.weights_sha256
+
+
+def test_long_audio_is_chunked_with_global_timestamps(settings, tmp_path):
+    text = ("The first part talks about a quiet orbit around the moon. "
+            "After a pause the second part describes a storm over the harbour at midnight.")
+    clip = speak(text, tmp_path / "long.wav")
+    short_chunks = settings.model_copy(update={"whisper_chunk_seconds": 6.0})
+    out = transcribe_audio(TranscribeAudioInput(path=clip), short_chunks)
+    starts = [s.start for s in out.segments]
+    assert starts == sorted(starts)
+    assert out.segments[-1].end > 6.0, "later chunks keep times relative to the whole recording"
+    assert "moon" in out.text.lower() and "harbour" in out.text.lower().replace("harbor", "harbour")
+
+
+def test_split_at_silence_cuts_in_the_quiet_part():
+    tone = np.sin(np.linspace(0, 2000, SAMPLE_RATE * 4)).astype(np.float32)
+    audio = np.concatenate([tone, np.zeros(SAMPLE_RATE, np.float32), tone, tone])
+    chunks = split_at_silence(audio, chunk_seconds=6.0, search_seconds=3.0)
+    first_offset, first = chunks[0]
+    assert first_offset == 0 and 4 * SAMPLE_RATE <= len(first) <= 5 * SAMPLE_RATE
+    assert sum(len(c) for _, c in chunks) == len(audio)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"this is not audio at all", "could not be decoded"),
+    (b"", "could not be decoded|no audio"),
+])
+def test_non_audio_file_is_a_clear_error(settings, tmp_path, content, problem):
+    path = tmp_path / "voice.wav"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=f"{path}.*({problem})"):
+        transcribe_audio(TranscribeAudioInput(path=path), settings)
+
+
+def test_missing_and_oversized_audio(settings, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        transcribe_audio(TranscribeAudioInput(path=tmp_path / "nope.wav"), settings)
+    clip = speak("hello", tmp_path / "hello.wav")
+    with pytest.raises(InputError, match="over the limit"):
+        transcribe_audio(TranscribeAudioInput(path=clip), settings.model_copy(update={"max_audio_bytes": 100}))
+
+
+def test_offline_caption_reads_poster_title(settings, demo_catalog):
+    caption = caption_image(CaptionImageInput(path=demo_catalog / "images" / "quiet-orbit.jpg"), settings)
+    assert any("QUIET ORBIT" in line.text.upper().replace("  ", " ") for line in caption.ocr), caption.ocr
+    assert "QUIET ORBIT" in caption.text.upper()
+    assert caption.labels and 0 < caption.labels[0].confidence <= 1
+    assert caption.feature is not None and len(caption.feature) == 1280
+    assert caption.colours
+    assert caption.provenance.backend == "offline" and caption.provenance.weights_sha256
+
+
+def test_offline_caption_labels_a_real_photo(settings, demo_catalog):
+    caption = caption_image(CaptionImageInput(path=demo_catalog / "query-cat.jpg"), settings)
+    names = " ".join(label.name for label in caption.labels).lower()
+    assert "cat" in names, caption.labels
+
+
+def test_corrupt_and_truncated_images_are_clear_errors(settings, tmp_path, demo_catalog):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    with pytest.raises(InputError, match=f"{bad}.*not a readable image"):
+        caption_image(CaptionImageInput(path=bad), settings)
+    poster = (demo_catalog / "images" / "whiskers.jpg").read_bytes()
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(poster[: len(poster) // 2])
+    with pytest.raises(InputError, match="truncated.jpg"):
+        caption_image(CaptionImageInput(path=truncated), settings)
