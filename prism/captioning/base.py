@@ -23,9 +23,13 @@ class Label(BaseModel):
 
 
 class OcrLine(BaseModel):
-    """A line of text read in the image, with the recogniser's confidence."""
+    """A line of text read in the image, with the recogniser's confidence.
+
+    ``text`` is cleaned for reading (word spaces restored); ``raw`` is what the recogniser emitted.
+    """
 
     text: str
+    raw: str | None = None
     confidence: float = Field(ge=0.0, le=1.0)
 
 

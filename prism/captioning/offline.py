@@ -21,6 +21,26 @@ from prism.settings import Settings
 
 MIN_OCR_CONFIDENCE = 0.7
 MIN_OCR_CHARS = 2
+# PP-OCRv4's recogniser drops the spaces between Latin words ("QUIETORBIT"); longer
+# letter runs are re-split with English word frequencies.
+MIN_RUN_TO_SEGMENT = 6
+
+
+def restore_word_spaces(text: str) -> str:
+    """Re-insert spaces in runs of ASCII letters that OCR glued together.
+
+    >>> restore_word_spaces("THEDEEPFIELD 1995")
+    'THE DEEP FIELD 1995'
+    """
+    import wordninja
+
+    words = []
+    for token in text.split():
+        if token.isascii() and token.isalpha() and len(token) >= MIN_RUN_TO_SEGMENT:
+            words.extend(wordninja.split(token))
+        else:
+            words.append(token)
+    return " ".join(words)
 
 
 class OfflineCaptioner:
@@ -70,9 +90,9 @@ class OfflineCaptioner:
         result, _ = self._ocr(np.asarray(image.convert("RGB")))
         lines = []
         for _box, text, score in result or []:
-            text = str(text).strip()
-            if float(score) >= MIN_OCR_CONFIDENCE and len(text) >= MIN_OCR_CHARS:
-                lines.append(OcrLine(text=text, confidence=float(score)))
+            raw = str(text).strip()
+            if float(score) >= MIN_OCR_CONFIDENCE and len(raw) >= MIN_OCR_CHARS:
+                lines.append(OcrLine(text=restore_word_spaces(raw), raw=raw, confidence=float(score)))
         return lines
 
     def caption(self, image: Image.Image) -> Caption:
