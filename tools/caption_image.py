@@ -55,7 +55,7 @@ def load_image(path: Path, max_bytes: int | None = None) -> Image.Image:
 
 def get_backend(settings: Settings) -> CaptionBackend:
     """The process-wide captioner chosen by ``settings.caption_backend``."""
-    key = settings.model_key("caption_backend", "blip_model_dir", "vision_base_url", "vision_model",
+    key = settings.model_key("caption_backend", "blip_model_dir", "device", "vision_base_url", "vision_model",
                              "vision_api_key", "ocr_enabled", "caption_top_labels")
     return once(("captioner", *key), lambda: _build_backend(settings))
 
@@ -66,7 +66,7 @@ def _build_backend(settings: Settings) -> CaptionBackend:
             raise ModelMissingError("caption_backend=blip needs PRISM_BLIP_MODEL_DIR (a local BLIP folder)")
         from prism.captioning.blip import BlipCaptioner
 
-        return BlipCaptioner(settings.blip_model_dir)
+        return BlipCaptioner(settings.blip_model_dir, device=settings.device)
     if settings.caption_backend == "openai":
         if not settings.vision_base_url:
             raise ModelMissingError("caption_backend=openai needs PRISM_VISION_BASE_URL")
