@@ -24,6 +24,13 @@ demo: system-deps $(STAMP)
 test: system-deps $(STAMP)
 	$(BIN)/python -m pytest -q
 
+MOVIELENS ?= ../shared/data/movielens-100k-mm
+
+# The full offline evaluation: ingest MovieLens-100K-MM (idempotent), then every protocol.
+eval: system-deps $(STAMP)
+	$(BIN)/prism ingest $(MOVIELENS)
+	$(BIN)/prism eval --suite full
+
 bench: system-deps $(STAMP)
 	$(BIN)/python bench/ingest_bench.py
 

@@ -117,6 +117,22 @@ def item(item_id: Annotated[str, typer.Argument(help="The item's id.")]) -> None
     out.print_json(json.dumps(record, ensure_ascii=False, default=str))
 
 
+@app.command(name="eval")
+def evaluate(
+    suite: Annotated[str, typer.Option("--suite", "-s", help="small (CI-sized) or full.")] = "small",
+    ratings: Annotated[Optional[Path], typer.Option("--ratings", help="ratings.tsv (default: settings.movielens_dir).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default: PRISM_HOME/evals/SUITE).")] = None,
+) -> None:
+    """Run an offline evaluation suite over the ingested catalog: JSON, Markdown table, plots."""
+    try:
+        results = PrismService().evaluate(suite, ratings, out_dir, log=lambda line: console.print(line, highlight=False))
+    except PrismError as exc:
+        _fail(str(exc))
+    from evals.report import markdown
+
+    out.print(markdown(results), highlight=False, soft_wrap=True)
+
+
 @app.command()
 def demo() -> None:
     """Ingest the bundled demo catalog and run a text, a voice and an image search."""

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prism.catalog import read_catalog
+from prism.errors import InputError
 from prism.ingest import IngestSummary, Ingestor
 from prism.search import SearchResult, search
 from prism.settings import Settings, get_settings
@@ -39,6 +40,20 @@ class PrismService:
                k: int = 10, where: dict | None = None) -> SearchResult:
         """Nearest items to a text, image and/or voice query, with matched evidence."""
         return search(self.store, self.settings, text=text, image=image, audio=audio, k=k, where=where)
+
+    def evaluate(self, suite: str, ratings: Path | None = None, out_dir: Path | None = None,
+                 log: Callable[[str], None] = print) -> dict:
+        """Run the offline evaluation suite ``suite`` on the items in this store; writes
+        results.json, report.md and plots to ``out_dir`` (default home/evals/<suite>)."""
+        from evals.suite import SUITES, run_suite
+
+        if suite not in SUITES:
+            raise InputError(f"unknown evaluation suite '{suite}'; choose one of {', '.join(SUITES)}")
+        ratings = Path(ratings or self.settings.movielens_dir / "ratings.tsv")
+        out_dir = Path(out_dir or self.settings.home / "evals" / suite)
+        if self.store.count_items() == 0:
+            raise InputError(f"the store at {self.settings.home} holds no items: run `prism ingest` first")
+        return run_suite(self, SUITES[suite], ratings, out_dir, log=log)
 
     def get_item(self, item_id: str) -> dict | None:
         """An ingested item's record (document, metadata, derived texts with provenance)."""

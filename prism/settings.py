@@ -80,6 +80,9 @@ class Settings(BaseSettings):
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    # Offline evaluation: the MovieLens-100K-MM folder (ratings.tsv, items.jsonl, posters/).
+    movielens_dir: Path = Path("../shared/data/movielens-100k-mm")
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -150,3 +150,17 @@ class Store:
                   metadata=meta)
             for meta, doc, dist in zip(result["metadatas"][0], result["documents"][0], result["distances"][0])
         ]
+
+    def get_vectors(self, space: str, entry_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by entry id (``"{item_id}|{field}"``); absent ids are left out."""
+        found: dict[str, np.ndarray] = {}
+        entry_ids = list(entry_ids)
+        for start in range(0, len(entry_ids), self.max_batch):
+            got = self.collection(space).get(ids=entry_ids[start : start + self.max_batch], include=["embeddings"])
+            for entry_id, vector in zip(got["ids"], got["embeddings"]):
+                found[entry_id] = np.asarray(vector, dtype=np.float32)
+        return found
+
+    def all_item_ids(self) -> list[str]:
+        """Ids of every committed item."""
+        return list(self.collection(ITEMS).get(include=[])["ids"])

@@ -46,3 +46,14 @@ def demo_catalog(tmp_path_factory) -> Path:
     shutil.copytree(DEMO_CATALOG, target, ignore=shutil.ignore_patterns("audio"))
     ensure_demo_audio(target)
     return target
+
+
+MOVIELENS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "movielens-100k-mm"
+
+
+@pytest.fixture(scope="session")
+def movielens_dir() -> Path:
+    """The real MovieLens-100K-MM data set (read in place, never copied)."""
+    if not (MOVIELENS / "ratings.tsv").is_file():
+        pytest.fail(f"MovieLens-100K-MM is missing at {MOVIELENS}; tests need the shared data set")
+    return MOVIELENS

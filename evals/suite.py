@@ -1,0 +1,207 @@
+"""One reproducible evaluation run: data → splits → models → metrics → JSON, Markdown, plots.
+
+A suite names the protocols, rating variants, seeds and training budget. Models are fitted
+on train, selected on validation (early stopping, hyperparameters) and scored once on test;
+the leakage guard runs before any test number is computed. Extra model factories (the
+fusion model of a later issue) plug in through ``extra_models``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+from evals import splits
+from evals.baselines import BPRMF, ContentKNN, ItemKNN, LightGCN, Popularity, RandomScores, Recommender, TrainConfig
+from evals.crossmodal import ridge_baseline
+from evals.features import ItemFeatures, load_item_features
+from evals.interactions import Interactions, read_ratings, restrict_items
+from evals.protocol import evaluate_on, validator
+from evals.significance import paired_bootstrap
+from prism.service import PrismService
+
+ModelFactory = Callable[[ItemFeatures, int, "Suite"], list[Recommender]]
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    protocols: tuple[str, ...]
+    rating_variants: tuple[float | None, ...]  # None = every rating is an interaction
+    seeds: tuple[int, ...]
+    max_epochs: int
+    bootstrap_samples: int = 2000
+    cold_frac: float = 0.2
+    significance_metric: str = "ndcg@20"
+
+
+SUITES = {
+    "small": Suite("small", ("leave_last_one", "cold_items"), (None,), (0,), max_epochs=20, bootstrap_samples=500),
+    "full": Suite("full", ("leave_last_one", "temporal", "cold_items"), (None, 4.0), (0, 1, 2), max_epochs=300),
+}
+
+ITERATIVE = {"BPR-MF", "LightGCN"}
+
+
+def baseline_models(features: ItemFeatures, seed: int, suite: Suite) -> list[Recommender]:
+    config = TrainConfig(seed=seed, max_epochs=suite.max_epochs)
+    return [
+        Popularity(), RandomScores(seed), ItemKNN(), BPRMF(config), LightGCN(TrainConfig(**{**asdict(config), "history": []})),
+        ContentKNN(features.text, "text"), ContentKNN(features.image, "image"), ContentKNN(features.both(), "text+image"),
+    ]
+
+
+def make_split(protocol: str, data: Interactions, suite: Suite, seed: int) -> splits.Split:
+    if protocol == "leave_last_one":
+        return splits.leave_last_one(data)
+    if protocol == "temporal":
+        return splits.temporal(data)
+    if protocol == "cold_items":
+        return splits.cold_items(data, suite.cold_frac, seed)
+    raise ValueError(f"unknown protocol '{protocol}'")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _inference_ms_per_user(model: Recommender, users: np.ndarray) -> float:
+    sample = users[: min(256, len(users))]
+    started = time.perf_counter()
+    model.score(sample)
+    return 1000 * (time.perf_counter() - started) / max(len(sample), 1)
+
+
+def run_protocol(name: str, data: Interactions, features: ItemFeatures, suite: Suite,
+                 factories: list[ModelFactory], log: Callable[[str], None]) -> dict:
+    """Every model × seed on one protocol: aggregates (mean and std over seeds), efficiency,
+    significance of the best model against each other model."""
+    results: dict[str, dict] = {}
+    per_user: dict[str, list[np.ndarray]] = {}
+    for seed in suite.seeds:
+        split = make_split(name, data, suite, seed)
+        splits.check_split(split)
+        validate = validator(split)
+        for factory in factories:
+            for model in factory(features, seed, suite):
+                if seed != suite.seeds[0] and model.name not in ITERATIVE and name != "cold_items":
+                    continue  # deterministic models give the same numbers for every seed
+                started = time.perf_counter()
+                model.fit(split.train, validate)
+                fit_seconds = time.perf_counter() - started
+                aggregates, users_metrics, users = evaluate_on(model, split, features.both())
+                entry = results.setdefault(model.name, {"runs": [], "efficiency": {}})
+                entry["runs"].append({"seed": seed, **aggregates})
+                entry["efficiency"] = {
+                    "fit_seconds": fit_seconds,
+                    "inference_ms_per_user": _inference_ms_per_user(model, users),
+                    "parameters": model.n_parameters(),
+                    **{k: v for k, v in model.info.items() if k in ("epochs", "best_epoch", "seconds_per_epoch", "k")},
+                }
+                per_user.setdefault(model.name, []).append(users_metrics[suite.significance_metric])
+                log(f"{name}: {model.name} seed {seed}: ndcg@20 {aggregates['ndcg@20']:.4f} "
+                    f"recall@20 {aggregates['recall@20']:.4f} ({fit_seconds:.1f}s)")
+        split_info = {"train": len(split.train), "val": len(split.val), "test": len(split.test),
+                      "test_users": int(len(np.unique(split.test.users))), **split.params}
+        split_info.pop("val_candidates", None)
+    for entry in results.values():
+        runs = entry["runs"]
+        keys = [k for k in runs[0] if k != "seed"]
+        entry["mean"] = {k: float(np.nanmean([r[k] for r in runs])) for k in keys}
+        entry["std"] = {k: float(np.nanstd([r[k] for r in runs])) for k in keys}
+    metric = suite.significance_metric
+    best = max(results, key=lambda m: results[m]["mean"][metric])
+    significance = {}
+    # Cold-start splits differ by seed (different held-out items), so users pair up only
+    # within seed 0; elsewhere the split is fixed and per-user values are averaged over seeds.
+    def paired(values: list[np.ndarray]) -> np.ndarray:
+        return values[0] if name == "cold_items" else np.mean(values, axis=0)
+
+    for other, values in per_user.items():
+        if other != best:
+            significance[other] = paired_bootstrap(paired(per_user[best]), paired(values), suite.bootstrap_samples)
+    return {"split": split_info, "models": results, "best": best,
+            "significance": {"metric": metric, "vs": significance}}
+
+
+def robustness(data: Interactions, features: ItemFeatures, suite: Suite) -> dict:
+    """NDCG@20 of the text+image content model when a modality is dropped or noised at test time."""
+    split = splits.leave_last_one(data)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, features.image[features.image_mask].std(), features.image.shape).astype(np.float32)
+    variants = {
+        "text+image": features.both(),
+        "image dropped": ItemFeatures(features.item_ids, features.text, features.text_mask,
+                                      np.zeros_like(features.image), features.image_mask & False).both(),
+        "text dropped": ItemFeatures(features.item_ids, np.zeros_like(features.text), features.text_mask & False,
+                                     features.image, features.image_mask).both(),
+        "image noised (σ = feature std)": ItemFeatures(features.item_ids, features.text, features.text_mask,
+                                                       features.image + noise, features.image_mask).both(),
+    }
+    out = {}
+    for label, vectors in variants.items():
+        model = ContentKNN(vectors, "text+image").fit(split.train)
+        aggregates, _, _ = evaluate_on(model, split)
+        out[label] = {"ndcg@20": aggregates["ndcg@20"], "recall@20": aggregates["recall@20"]}
+    base = out["text+image"]["ndcg@20"]
+    for label in out:
+        out[label]["delta_ndcg@20"] = out[label]["ndcg@20"] - base
+    return out
+
+
+def cross_modal(features: ItemFeatures, seed: int = 0) -> dict:
+    """Text↔poster retrieval among held-out items (20%) through ridge maps fitted on the rest."""
+    rows = np.flatnonzero(features.text_mask & features.image_mask)
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(rows)
+    cut = int(0.8 * len(rows))
+    return {"ridge (unaligned baseline)": ridge_baseline(features.text, features.image, rows[:cut], rows[cut:])}
+
+
+def run_suite(service: PrismService, suite: Suite, ratings_path: Path, out_dir: Path,
+              extra_models: list[ModelFactory] | None = None, log: Callable[[str], None] = print) -> dict:
+    """Run ``suite`` on the ratings at ``ratings_path`` and the items ingested in ``service``'s
+    store; write ``results.json``, ``report.md`` and plots to ``out_dir``; return the results."""
+    from evals.report import write_report
+
+    started = time.perf_counter()
+    catalog_ids = sorted(service.store.all_item_ids(), key=lambda i: (len(i), i))
+    all_ratings = read_ratings(ratings_path)
+    results: dict = {"suite": asdict(suite), "protocols": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    features = load_item_features(service, catalog_ids)
+    factories = [baseline_models, *(extra_models or [])]
+    for variant in suite.rating_variants:
+        data = all_ratings if variant is None else all_ratings.subset(all_ratings.ratings >= variant)
+        data, dropped = restrict_items(data, catalog_ids)
+        label = "all ratings" if variant is None else f"ratings >= {variant:g}"
+        log(f"{label}: {len(data)} interactions on {data.n_items} catalog items ({dropped} dropped: item not ingested)")
+        for protocol in suite.protocols:
+            results["protocols"][f"{protocol} ({label})"] = run_protocol(protocol, data, features, suite, factories, log)
+    base, _ = restrict_items(all_ratings, catalog_ids)
+    results["robustness"] = robustness(base, features, suite)
+    results["cross_modal"] = cross_modal(features)
+    results["data"] = {
+        "ratings": str(ratings_path), "ratings_sha256": file_sha256(ratings_path),
+        "catalog_items": len(catalog_ids), "items_with_text": int(features.text_mask.sum()),
+        "items_with_image": int(features.image_mask.sum()),
+        "features_sha256": hashlib.sha256(features.text.tobytes() + features.image.tobytes()).hexdigest(),
+        "store": str(service.settings.home),
+    }
+    results["versions"] = {p: version(p) for p in ("prism-recommender", "torch", "numpy", "chromadb")}
+    results["machine"] = {"python": platform.python_version(), "platform": platform.platform()}
+    results["wall_seconds"] = time.perf_counter() - started
+    write_report(results, Path(out_dir))
+    return results
+
