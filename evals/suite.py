@@ -170,6 +170,22 @@ def cross_modal(features: ItemFeatures, seed: int = 0) -> dict:
     return {"ridge (unaligned baseline)": ridge_baseline(features.text, features.image, rows[:cut], rows[cut:])}
 
 
+def export_split(service: PrismService, protocol: str, ratings_path: Path, out_dir: Path,
+                 min_rating: float | None = None, seed: int = 0) -> dict[str, str]:
+    """Write ``protocol``'s split of the ingested catalog's interactions in MMRec's format."""
+    from evals.mmrec_export import export_mmrec
+
+    catalog_ids = sorted(service.store.all_item_ids(), key=lambda i: (len(i), i))
+    data = read_ratings(ratings_path)
+    if min_rating is not None:
+        data = data.subset(data.ratings >= min_rating)
+    data, _ = restrict_items(data, catalog_ids)
+    split = make_split(protocol, data, SUITES["full"], seed)
+    splits.check_split(split)
+    features = load_item_features(service, catalog_ids)
+    return export_mmrec(split, out_dir, f"prism-{protocol}", features.text, features.image)
+
+
 def run_suite(service: PrismService, suite: Suite, ratings_path: Path, out_dir: Path,
               extra_models: list[ModelFactory] | None = None, log: Callable[[str], None] = print) -> dict:
     """Run ``suite`` on the ratings at ``ratings_path`` and the items ingested in ``service``'s

@@ -122,8 +122,17 @@ def evaluate(
     suite: Annotated[str, typer.Option("--suite", "-s", help="small (CI-sized) or full.")] = "small",
     ratings: Annotated[Optional[Path], typer.Option("--ratings", help="ratings.tsv (default: settings.movielens_dir).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default: PRISM_HOME/evals/SUITE).")] = None,
+    mmrec: Annotated[Optional[Path], typer.Option("--export-mmrec", help="Only export the leave-last-one, temporal and cold-item splits with item features in MMRec's format to this folder.")] = None,
 ) -> None:
     """Run an offline evaluation suite over the ingested catalog: JSON, Markdown table, plots."""
+    if mmrec is not None:
+        try:
+            for protocol in ("leave_last_one", "temporal", "cold_items"):
+                written = PrismService().export_mmrec(protocol, mmrec, ratings)
+                out.print_json(json.dumps({"protocol": protocol, **written}))
+        except PrismError as exc:
+            _fail(str(exc))
+        return
     try:
         results = PrismService().evaluate(suite, ratings, out_dir, log=lambda line: console.print(line, highlight=False))
     except PrismError as exc:

@@ -55,6 +55,12 @@ class PrismService:
             raise InputError(f"the store at {self.settings.home} holds no items: run `prism ingest` first")
         return run_suite(self, SUITES[suite], ratings, out_dir, log=log)
 
+    def export_mmrec(self, protocol: str, out_dir: Path, ratings: Path | None = None) -> dict[str, str]:
+        """Export a split of the ingested catalog's interactions plus item features for MMRec."""
+        from evals.suite import export_split
+
+        return export_split(self, protocol, Path(ratings or self.settings.movielens_dir / "ratings.tsv"), Path(out_dir))
+
     def get_item(self, item_id: str) -> dict | None:
         """An ingested item's record (document, metadata, derived texts with provenance)."""
         return self.store.get_items([item_id]).get(item_id)
