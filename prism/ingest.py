@@ -67,6 +67,7 @@ class Prepared:
 def pipeline_fingerprint(settings: Settings) -> str:
     """What, besides an item's content, determines its stored vectors."""
     return "|".join([INGEST_FORMAT, settings.text_model, settings.multilingual_model,
+                     f"neutral={settings.multilingual_neutral}",
                      settings.caption_backend, settings.whisper_backend])
 
 

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Text embeddings.
     text_model: Literal["minilm"] = "minilm"
     multilingual_model: Literal["e5", "use", "none"] = "e5"
+    multilingual_neutral: bool = Field(
+        True, description="Project the English/Chinese offset out of the multilingual space "
+        "(tools/language_neutral.py), so mixed-language catalogs rank by meaning, not language.")
     embed_batch_size: int = Field(64, ge=1)
 
     # Speech.

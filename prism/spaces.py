@@ -34,7 +34,8 @@ def multi_space(settings: Settings) -> Space | None:
         return None
     from tools.embed_text import get_encoder
 
-    return Space(f"multi-{settings.multilingual_model}", lambda: get_encoder("multilingual", settings))
+    suffix = "-ln" if settings.multilingual_neutral else ""
+    return Space(f"multi-{settings.multilingual_model}{suffix}", lambda: get_encoder("multilingual", settings))
 
 
 def text_spaces(settings: Settings) -> list[Space]:

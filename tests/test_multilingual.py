@@ -106,8 +106,39 @@ def test_embed_text_tool_uses_it(settings):
     from tools.embed_text import EmbedTextInput, embed_text
 
     out = embed_text(EmbedTextInput(texts=[QUERY_ZH, "zombies on a train"], model="multilingual", kind="query"), settings)
-    assert out.model == "multilingual-e5-small-q4" and out.dim == 384
+    assert out.model == "multilingual-e5-small-q4+language-neutral" and out.dim == 384
     assert len(out.vectors) == 2 and len(out.vectors[0]) == 384
+
+
+# An untranslated mixed catalog: the query's match is English, everything else Chinese.
+MIXED = [DOCS_ZH[0], DOCS_ZH[1], DOCS_EN[2], DOCS_ZH[3], "宇航员在遥远的星球上迷路。", "一位年轻的摄影师在月光下徒步长城。"]
+
+
+@pytest.mark.slow
+def test_language_neutral_ranks_meaning_over_language(tmp_path):
+    raw = multilingual_encoders.build(Settings(multilingual_neutral=False, model_cache_dir=tmp_path))
+    neutral = multilingual_encoders.build(Settings(model_cache_dir=tmp_path))
+    assert neutral.name.endswith("+language-neutral") and not raw.name.endswith("+language-neutral")
+    for query in (QUERY_ZH, "火车上的丧尸电影", "僵尸在高速列车上传播"):
+        raw_scores = raw.encode(MIXED, "passage") @ raw.encode([query], "query")[0]
+        neutral_scores = neutral.encode(MIXED, "passage") @ neutral.encode([query], "query")[0]
+        assert int(np.argmax(neutral_scores)) == 2, query
+        # The offset is really removed: the English doc gains on the Chinese ones.
+        assert neutral_scores[2] - np.delete(neutral_scores, 2).max() > raw_scores[2] - np.delete(raw_scores, 2).max()
+    np.testing.assert_allclose(neutral.encode(MIXED) @ neutral.direction, 0.0, atol=1e-5)
+
+
+def test_project_out_is_orthogonal_and_unit():
+    from tools.language_neutral import project_out
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(5, 8)).astype(np.float32)
+    direction = np.eye(8, dtype=np.float32)[3]
+    out = project_out(vectors, direction)
+    np.testing.assert_allclose(out[:, 3], 0.0, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    kept = np.delete(vectors, 3, axis=1)
+    np.testing.assert_allclose(np.delete(out, 3, axis=1), kept / np.linalg.norm(kept, axis=1, keepdims=True), atol=1e-5)
 
 
 def test_none_raises_model_missing(tmp_path):
@@ -128,3 +159,29 @@ def test_checksum_mismatch_is_model_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(multilingual_encoders, "E5_SHA256", "0" * 64)
     with pytest.raises(ModelMissingError, match="sha256"):
         multilingual_encoders.build(Settings(multilingual_model="e5", model_cache_dir=tmp_path))
+
+
+class CountingEncoder:
+    """A narrow fake: deterministic vectors that depend on the script of the text."""
+
+    name, dim = "counting", 4
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts, kind="passage"):
+        self.calls += 1
+        return np.array([[1.0, 0.0, 0.5 if any("\u4e00" <= c <= "\u9fff" for c in t) else 0.0, 0.1] for t in texts], dtype=np.float32)
+
+
+def test_language_direction_is_cached_per_encoder(tmp_path):
+    from tools.language_neutral import LanguageNeutral
+
+    first = CountingEncoder()
+    neutral = LanguageNeutral(first, tmp_path)
+    assert first.calls == 4  # Chinese and English, passages and queries
+    np.testing.assert_allclose(neutral.direction, [0.0, 0.0, 1.0, 0.0], atol=1e-6)
+    second = CountingEncoder()
+    again = LanguageNeutral(second, tmp_path)
+    assert second.calls == 0 and np.array_equal(again.direction, neutral.direction)
+    assert len(list(tmp_path.glob("language-direction-*.npy"))) == 1

@@ -72,7 +72,7 @@ def get_encoder(which: Literal["minilm", "multilingual"] = "minilm", settings: S
                     lambda: MiniLMEncoder(settings.model_cache, settings.embed_batch_size))
     from tools import multilingual_encoders
 
-    return once(("multilingual", *settings.model_key("multilingual_model", "embed_batch_size")),
+    return once(("multilingual", *settings.model_key("multilingual_model", "multilingual_neutral", "embed_batch_size")),
                 lambda: multilingual_encoders.build(settings))
 
 

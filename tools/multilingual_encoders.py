@@ -29,6 +29,7 @@ import numpy as np
 
 from prism import weights
 from prism.errors import ModelMissingError
+from tools.language_neutral import LanguageNeutral
 
 if TYPE_CHECKING:
     from prism.settings import Settings
@@ -139,16 +140,17 @@ class USEEncoder:
 
 
 def build(settings: Settings) -> TextEncoder:
-    """The encoder named by ``settings.multilingual_model``, loaded now.
+    """The encoder named by ``settings.multilingual_model``, loaded now, made language-neutral
+    when ``settings.multilingual_neutral`` is set.
 
     Raises :class:`ModelMissingError` for ``"none"``, a missing package, or weights whose
     sha256 does not match.
     """
     choice = settings.multilingual_model
-    if choice == "e5":
-        return E5Encoder(settings.model_cache, settings.embed_batch_size)
-    if choice == "use":
-        return USEEncoder(settings.model_cache, settings.embed_batch_size)
+    if choice in ("e5", "use"):
+        encoder_class = E5Encoder if choice == "e5" else USEEncoder
+        encoder = encoder_class(settings.model_cache, settings.embed_batch_size)
+        return LanguageNeutral(encoder, settings.model_cache) if settings.multilingual_neutral else encoder
     if choice == "none":
         raise ModelMissingError(
             "no multilingual text encoder is configured (multilingual_model = 'none'); set "
