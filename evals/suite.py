@@ -41,14 +41,30 @@ class Suite:
     bootstrap_samples: int = 2000
     cold_frac: float = 0.2
     significance_metric: str = "ndcg@20"
+    # Prism fusion models run beside the baselines: (fusion strategy, modalities) pairs.
+    fusion_grid: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    fusion_epochs: int = 30
+    baselines: bool = True
 
+
+FUSION_GRID = tuple((f, m) for f in ("concat", "weighted", "attention", "gated")
+                    for m in (("text",), ("image",), ("text", "image")))
 
 SUITES = {
-    "small": Suite("small", ("leave_last_one", "cold_items"), (None,), (0,), max_epochs=20, bootstrap_samples=500),
+    "small": Suite("small", ("leave_last_one", "cold_items"), (None,), (0,), max_epochs=20, bootstrap_samples=500,
+                   fusion_grid=(("attention", ("text", "image")),), fusion_epochs=3),
     "full": Suite("full", ("leave_last_one", "temporal", "cold_items"), (None, 4.0), (0, 1, 2), max_epochs=300),
+    # The fusion model's table: every strategy × modality set against every baseline, warm and cold.
+    "fusion": Suite("fusion", ("leave_last_one", "cold_items"), (None,), (0, 1, 2), max_epochs=300,
+                    fusion_grid=FUSION_GRID),
 }
 
 ITERATIVE = {"BPR-MF", "LightGCN"}
+
+
+def is_iterative(model_name: str) -> bool:
+    """Models whose result depends on the seed (trained from a random start)."""
+    return model_name in ITERATIVE or model_name.startswith("Prism-")
 
 
 def baseline_models(features: ItemFeatures, seed: int, suite: Suite) -> list[Recommender]:
@@ -57,6 +73,16 @@ def baseline_models(features: ItemFeatures, seed: int, suite: Suite) -> list[Rec
         Popularity(), RandomScores(seed), ItemKNN(), BPRMF(config), LightGCN(TrainConfig(**{**asdict(config), "history": []})),
         ContentKNN(features.text, "text"), ContentKNN(features.image, "image"), ContentKNN(features.both(), "text+image"),
     ]
+
+
+def fusion_factories(suite: Suite) -> list[ModelFactory]:
+    """The suite's Prism fusion models (none when its grid is empty)."""
+    if not suite.fusion_grid:
+        return []
+    from evals.fusion_models import fusion_factory
+    from prism.fusion.train import FusionTrainConfig
+
+    return [fusion_factory(suite.fusion_grid, train_config=FusionTrainConfig(max_epochs=suite.fusion_epochs))]
 
 
 def make_split(protocol: str, data: Interactions, suite: Suite, seed: int) -> splits.Split:
@@ -96,7 +122,7 @@ def run_protocol(name: str, data: Interactions, features: ItemFeatures, suite: S
         validate = validator(split)
         for factory in factories:
             for model in factory(features, seed, suite):
-                if seed != suite.seeds[0] and model.name not in ITERATIVE and name != "cold_items":
+                if seed != suite.seeds[0] and not is_iterative(model.name) and name != "cold_items":
                     continue  # deterministic models give the same numbers for every seed
                 started = time.perf_counter()
                 model.fit(split.train, validate)
@@ -161,13 +187,28 @@ def robustness(data: Interactions, features: ItemFeatures, suite: Suite) -> dict
     return out
 
 
-def cross_modal(features: ItemFeatures, seed: int = 0) -> dict:
-    """Text↔poster retrieval among held-out items (20%) through ridge maps fitted on the rest."""
-    rows = np.flatnonzero(features.text_mask & features.image_mask)
-    rng = np.random.default_rng(seed)
-    rows = rng.permutation(rows)
-    cut = int(0.8 * len(rows))
-    return {"ridge (unaligned baseline)": ridge_baseline(features.text, features.image, rows[:cut], rows[cut:])}
+def cross_modal(data: Interactions, features: ItemFeatures, suite: Suite, seed: int = 0) -> dict:
+    """Text↔poster retrieval among the cold-start protocol's held-out items, which no model
+    trained on: ridge maps fitted on the other items, and, when the suite has a text+image
+    fusion model, its aligned token space against the same model trained without InfoNCE."""
+    split = splits.cold_items(data, suite.cold_frac, seed)
+    both = features.text_mask & features.image_mask
+    held = np.zeros(len(both), dtype=bool)
+    held[split.held_out_items] = True
+    out = {"ridge (unaligned baseline)": ridge_baseline(features.text, features.image,
+                                                        np.flatnonzero(both & ~held), np.flatnonzero(both & held))}
+    multimodal = [(f, m) for f, m in suite.fusion_grid if set(m) == {"text", "image"}]
+    if multimodal:
+        from evals.fusion_models import FusionRecommender, aligned_retrieval
+        from prism.fusion.train import FusionTrainConfig
+
+        fusion = "attention" if ("attention", ("text", "image")) in multimodal else multimodal[0][0]
+        model = FusionRecommender(features, fusion, ("text", "image"),
+                                  train_config=FusionTrainConfig(max_epochs=suite.fusion_epochs, seed=seed))
+        model.fit(split.train, validator(split))
+        for label, result in aligned_retrieval(model, features, split.held_out_items).items():
+            out[f"{model.name} {label}"] = result
+    return out
 
 
 def export_split(service: PrismService, protocol: str, ratings_path: Path, out_dir: Path,
@@ -197,7 +238,7 @@ def run_suite(service: PrismService, suite: Suite, ratings_path: Path, out_dir: 
     all_ratings = read_ratings(ratings_path)
     results: dict = {"suite": asdict(suite), "protocols": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     features = load_item_features(service, catalog_ids)
-    factories = [baseline_models, *(extra_models or [])]
+    factories = [*([baseline_models] if suite.baselines else []), *fusion_factories(suite), *(extra_models or [])]
     for variant in suite.rating_variants:
         data = all_ratings if variant is None else all_ratings.subset(all_ratings.ratings >= variant)
         data, dropped = restrict_items(data, catalog_ids)
@@ -207,7 +248,7 @@ def run_suite(service: PrismService, suite: Suite, ratings_path: Path, out_dir: 
             results["protocols"][f"{protocol} ({label})"] = run_protocol(protocol, data, features, suite, factories, log)
     base, _ = restrict_items(all_ratings, catalog_ids)
     results["robustness"] = robustness(base, features, suite)
-    results["cross_modal"] = cross_modal(features)
+    results["cross_modal"] = cross_modal(base, features, suite)
     results["data"] = {
         "ratings": str(ratings_path), "ratings_sha256": file_sha256(ratings_path),
         "catalog_items": len(catalog_ids), "items_with_text": int(features.text_mask.sum()),

@@ -30,7 +30,9 @@ def test_small_suite_writes_json_markdown_and_plots(ml_service, tmp_path):
     assert set(protocols) == {"leave_last_one (all ratings)", "cold_items (all ratings)"}
     warm = protocols["leave_last_one (all ratings)"]["models"]
     assert {"Popularity", "ItemKNN", "BPR-MF", "LightGCN", "ContentKNN-text", "ContentKNN-image",
-            "ContentKNN-text+image", "Random"} <= set(warm)
+            "ContentKNN-text+image", "Random", "Prism-attention-text+image"} <= set(warm)
+    assert "Prism-attention-text+image" in protocols["cold_items (all ratings)"]["models"]
+    assert warm["Prism-attention-text+image"]["efficiency"]["epochs"] >= 1
     for entry in warm.values():
         assert 0 <= entry["mean"]["ndcg@20"] <= entry["mean"]["hr@20"] <= 1
         assert entry["mean"]["recall@10"] <= entry["mean"]["recall@20"] + 1e-12
@@ -44,6 +46,9 @@ def test_small_suite_writes_json_markdown_and_plots(ml_service, tmp_path):
     assert set(results["robustness"]) >= {"text+image", "image dropped", "text dropped"}
     ridge = results["cross_modal"]["ridge (unaligned baseline)"]["text_to_image"]
     assert 0 <= ridge["recall@1"] <= ridge["recall@10"] <= 1
+    aligned = results["cross_modal"]["Prism-attention-text+image aligned"]["image_to_text"]
+    unaligned = results["cross_modal"]["Prism-attention-text+image unaligned (align_weight=0)"]["image_to_text"]
+    assert aligned["n"] == unaligned["n"] == ridge["n"] >= 2
 
 
 def test_mmrec_export_matches_the_split(ml_service, tmp_path):
