@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -140,6 +141,87 @@ def evaluate(
     from evals.report import markdown
 
     out.print(markdown(results), highlight=False, soft_wrap=True)
+
+
+TRAIN_HELP = (
+    "Train the local fusion model on the interactions over the ingested items.\n\n"
+    "Each user's latest interaction is held out for early stopping; the best epoch's state is kept. "
+    "The checkpoint goes to PRISM_HOME/models/fusion/NAME.pt and becomes the current one; every item's fused "
+    "vector is written to the checkpoint's own vector space, and items ingested later get theirs at ingest time."
+)
+RECOMMEND_HELP = (
+    "Rank the catalog for a user with the current fusion model, optionally steered by a query.\n\n"
+    "Items the user already interacted with are left out. Each item comes with its score, the weights of its "
+    "modalities, the history items that contributed most and, with a query, the evidence that matched. "
+    "With a query: score = (1 - w) * user score + w * query similarity, both min-max normalised over the "
+    "candidates (w = settings.recommend_query_weight, default 0.5)."
+)
+
+
+@app.command(help=TRAIN_HELP)
+def train(
+    ratings: Annotated[Optional[Path], typer.Option("--ratings", help="Interactions as user<TAB>item<TAB>rating<TAB>timestamp (default: settings.movielens_dir/ratings.tsv).")] = None,
+    min_rating: Annotated[Optional[float], typer.Option("--min-rating", help="Keep only ratings at or above this value (default: every rating is an interaction).")] = None,
+    fusion: Annotated[Literal["concat", "weighted", "attention", "gated"], typer.Option("--fusion", help="How an item's modality vectors are fused.")] = "attention",
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epoch budget; early stopping on validation NDCG@20 may end sooner (default: settings.fusion_epochs).")] = None,
+    device: Annotated[Optional[Literal["auto", "cpu", "cuda"]], typer.Option("--device", help="auto = CUDA when available (bf16 autocast), else CPU (default: settings.device).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    name: Annotated[Optional[str], typer.Option("--name", help="Checkpoint name (default: FUSION-TIMESTAMP).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    try:
+        summary = PrismService().train(ratings, min_rating, fusion, epochs, device, seed, name,
+                                       log=lambda line: console.print(line, highlight=False))
+    except (PrismError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(summary.model_dump_json())
+        return
+    val = "n/a (no user has 3 interactions)" if summary.best_val_ndcg20 is None else f"{summary.best_val_ndcg20:.4f}"
+    out.print(f"[bold]trained {escape(summary.name)}[/]", highlight=False)
+    for key, value in (("fusion", f"{summary.fusion} ({'+'.join(summary.modalities)})"),
+                       ("epochs", f"{summary.epochs} of {summary.max_epochs} (best {summary.best_epoch})"),
+                       ("best val NDCG@20", val), ("seconds/epoch", f"{summary.seconds_per_epoch:.2f}"),
+                       ("device", summary.device),
+                       ("data", f"{summary.interactions} interactions ({summary.validation_interactions} held out), "
+                                f"{summary.users} users, {summary.items} items"),
+                       ("fused vectors", f"{summary.fused_vectors} in space {summary.space}"),
+                       ("checkpoint", summary.path)):
+        out.print(f"  {key}: {escape(value)}", highlight=False, soft_wrap=True)
+
+
+@app.command(help=RECOMMEND_HELP)
+def recommend(
+    user: Annotated[str, typer.Option("--user", help="The user's id in the ratings file.")],
+    query: Annotated[Optional[str], typer.Option("--query", help="Steer with a text query (English or Chinese).")] = None,
+    image: Annotated[Optional[Path], typer.Option("--image", help="Steer with an image.")] = None,
+    audio: Annotated[Optional[Path], typer.Option("--audio", help="Steer with a voice query (transcribed).")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=200, help="How many items to return.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    try:
+        result = PrismService().recommend(user, text=query, image=image, audio=audio, k=k)
+    except (PrismError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(result.model_dump_json())
+        return
+    for label, value in (("heard", result.query_transcript), ("image", result.query_caption)):
+        if value is not None:
+            out.print(f"[bold]{label}:[/] {value}", highlight=False)
+    table = Table(title=f"For user {result.user_id} ({result.history} history items, {result.excluded} seen, "
+                        f"model {result.checkpoint})", show_lines=True)
+    for column, justify in (("#", "right"), ("item", "left"), ("score", "right"), ("modalities", "left"),
+                            ("from your history", "left"), ("query evidence", "left")):
+        table.add_column(column, justify=justify)
+    for rank, item in enumerate(result.items, start=1):
+        modalities = " ".join(f"{m} {w:.2f}" for m, w in item.modalities.items())
+        because = "\n".join(f"{escape(h.title)} [dim]({h.contribution:+.2f})[/]" for h in item.because)
+        evidence = "\n".join(f"[dim]{e.channel}→{e.field} ({e.similarity:.2f})[/] {escape(e.text[:100])}"
+                             for e in item.evidence)
+        table.add_row(str(rank), f"{escape(item.title)}\n[dim]{escape(item.item_id)}[/]", f"{item.score:.4f}",
+                      modalities, because, evidence)
+    out.print(table)
 
 
 @app.command()

@@ -8,6 +8,11 @@ deterministic ids: nothing is duplicated). An item whose content hash is unchang
 skipped; a changed one has its old vectors removed and is rewritten.
 
 A bad line or a bad media file fails that item alone, with a reason naming the input.
+
+When a fusion checkpoint is current (``prism train``), each written item also gets its fused
+vector from that checkpoint, in the checkpoint's own space, right after its text and image
+vectors and before its record (no retraining; a missing modality is masked). A current
+checkpoint that cannot be loaded fails the run with a message saying to run ``prism train``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class IngestSummary(BaseModel):
     updated: int = 0
     skipped: int = 0
     failed: list[Failure] = []
+    fused: int = 0  # fused vectors written from the current fusion checkpoint (0 without one)
     seconds: float = 0.0
 
     @property
@@ -112,8 +118,9 @@ class Ingestor:
                                      "provenance": result.provenance.model_dump()})
         return prepared
 
-    def write(self, batch: list[Prepared]) -> None:
-        """Embed and store a batch; item records go last (the commit marker)."""
+    def write(self, batch: list[Prepared]) -> int:
+        """Embed and store a batch; item records go last (the commit marker). Returns how many
+        fused vectors were written (0 when no fusion checkpoint is current)."""
         updates = [p.item.item_id for p in batch if p.is_update]
         texts: list[tuple[Prepared, str, str]] = []
         for p in batch:
@@ -133,6 +140,7 @@ class Ingestor:
         self.store.delete_item_vectors(image_space.name, updates)
         if image_entries:
             self.store.put_vectors(image_space.name, image_entries)
+        written = self.write_fused(batch)
         self.store.put_items([
             {"id": p.item.item_id, "document": p.item.document(),
              "metadata": {**filter_metadata(p.item), "content_hash": p.content_hash,
@@ -140,6 +148,18 @@ class Ingestor:
                           "derived_json": json.dumps(p.derived, ensure_ascii=False)}}
             for p in batch
         ])
+        return written
+
+    def write_fused(self, batch: list[Prepared]) -> int:
+        """The batch's fused vectors from the current checkpoint, computed from the text and
+        image vectors just stored; nothing without a current checkpoint."""
+        from prism import fused
+
+        served = fused.load_current(self.settings)
+        if served is None:
+            return 0
+        return fused.write_fused(self.store, self.settings, served, [p.item.item_id for p in batch],
+                                 titles={p.item.item_id: p.item.title for p in batch})
 
     def run(self, rows: Iterable[CatalogRow], limit: int | None = None,
             on_batch: Callable[[IngestSummary, int], None] | None = None) -> IngestSummary:
@@ -173,7 +193,7 @@ class Ingestor:
                     reason = str(exc) if isinstance(exc, PrismError) else f"{type(exc).__name__}: {exc}"
                     summary.failed.append(Failure(source=source, item_id=item.item_id, reason=reason))
             if prepared:
-                self.write(prepared)
+                summary.fused += self.write(prepared)
             summary.updated += sum(p.is_update for p in prepared)
             summary.ingested += sum(not p.is_update for p in prepared)
             if on_batch:

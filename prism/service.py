@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prism.catalog import read_catalog
 from prism.errors import InputError
+from prism.fused import TrainSummary
 from prism.ingest import IngestSummary, Ingestor
 from prism.search import SearchResult, search
 from prism.settings import Settings, get_settings
 from prism.store import Store
+
+if TYPE_CHECKING:
+    from prism.recommend import RecommendResult
 
 
 class PrismService:
@@ -64,3 +69,24 @@ class PrismService:
     def get_item(self, item_id: str) -> dict | None:
         """An ingested item's record (document, metadata, derived texts with provenance)."""
         return self.store.get_items([item_id]).get(item_id)
+
+    def train(self, ratings: Path | None = None, min_rating: float | None = None, fusion: str = "attention",
+              epochs: int | None = None, device: str | None = None, seed: int = 0, name: str | None = None,
+              log: Callable[[str], None] | None = None) -> TrainSummary:
+        """Train the fusion model on ``ratings`` (default: settings.movielens_dir/ratings.tsv)
+        over the stored items, with each user's latest interaction held out for early stopping;
+        save the checkpoint under home/models/fusion/<name>.pt, make it current and write every
+        item's fused vector to the checkpoint's own space (see prism/fused.py)."""
+        from prism import fused
+
+        return fused.train(self, Path(ratings or self.settings.movielens_dir / "ratings.tsv"), min_rating, fusion,
+                           epochs or self.settings.fusion_epochs, device or self.settings.device, seed, name, log)
+
+    def recommend(self, user_id: str, text: str | None = None, image: Path | None = None,
+                  audio: Path | None = None, k: int = 10, ratings: Path | None = None) -> "RecommendResult":
+        """The ``k`` best unseen items for ``user_id`` from the current fusion checkpoint, optionally
+        steered by a text, image and/or voice query, each with its explanation (prism/recommend.py).
+        History comes from the ratings file the checkpoint was trained on unless ``ratings`` is given."""
+        from prism.recommend import recommend
+
+        return recommend(self, str(user_id), text=text, image=image, audio=audio, k=k, ratings=ratings)

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    # The fusion model in service (prism train / prism recommend).
+    fusion_epochs: int = Field(30, ge=1, description="Default epoch budget of `prism train` "
+                               "(early stopping may end sooner).")
+    recommend_query_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="w in `prism recommend`'s query steering: (1 - w) * user score + w * "
+        "query similarity, both min-max normalised over the candidates (prism/recommend.py).")
+
     # Offline evaluation: the MovieLens-100K-MM folder (ratings.tsv, items.jsonl, posters/).
     movielens_dir: Path = Path("../shared/data/movielens-100k-mm")
 

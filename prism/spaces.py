@@ -54,3 +54,11 @@ def space_for_query(text: str, settings: Settings) -> Space:
     if multi is not None and CJK.search(text):
         return multi
     return text_space(settings)
+
+
+def fused_space(checkpoint_sha256: str) -> Space:
+    """The fused item vectors of one fusion checkpoint, named by the first 12 hex digits of the
+    checkpoint file's sha256, so vectors of different checkpoints never share a collection."""
+    if not re.fullmatch(r"[0-9a-f]{12,64}", checkpoint_sha256):
+        raise ValueError(f"expected a hex sha256, got '{checkpoint_sha256}'")
+    return Space(f"fused-{checkpoint_sha256[:12]}")

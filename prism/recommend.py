@@ -1,0 +1,213 @@
+"""Recommendations for a user from the fusion checkpoint in service, with their explanations.
+
+A user is the fusion model's attention pooling over their history: the items they rated in
+the ratings file the checkpoint was trained on (at or above its ``min_rating``; most recent
+first, at most ``max_history``), as stored fused vectors. Every stored item the user rated at
+all is excluded; every other item is ranked by the model's score (cosine / temperature of the
+user and item vectors).
+
+Query steering. A query (text, image and/or voice, any mix) runs through
+:func:`prism.search.search` over the whole catalog; each of its channels (text, voice, image,
+image-caption) gives every item its best cosine similarity over the item's stored entries.
+Then, over the candidate items:
+
+* ``u`` = the user score min-max normalised to [0, 1];
+* ``q`` = the mean over the query's channels of each channel's similarity min-max normalised
+  to [0, 1] (an item a channel did not reach gets that channel's 0);
+* ``score = (1 - w) * u + w * q`` with ``w = settings.recommend_query_weight`` (default 0.5);
+  ``w = 1`` ranks by the query alone among the user's unseen items, ``w = 0`` ignores it.
+
+Without a query, ``score`` is the model's user score itself. Each item reports its
+``user_score`` and ``query_score`` (``q``) besides ``score``, the modality weights of its fused
+vector, the history items that contributed most to its user score
+(:func:`prism.fusion.model.explain`: ``contribution``\\s of the listed items + ``history_rest``
++ ``bias`` = ``user_score``) and the query evidence that matched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from pydantic import BaseModel, Field
+
+from prism import fused
+from prism.errors import InputError
+from prism.search import Evidence, search
+
+if TYPE_CHECKING:
+    from prism.service import PrismService
+
+RULE = ("score = (1 - w) * minmax(user score) + w * mean over query channels of minmax(best cosine of the item's "
+        "entries), over the user's unseen items")
+TOP_HISTORY = 3
+EVIDENCE_PER_ITEM = 3
+
+
+class HistoryContribution(BaseModel):
+    """A history item behind a recommendation."""
+
+    item_id: str
+    title: str
+    contribution: float = Field(description="Its additive part of the user score.")
+    similarity: float = Field(description="Cosine of its fused vector and the recommended item's.")
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    title: str
+    score: float = Field(description="The ranking score: the user score, or the steered score with a query.")
+    user_score: float = Field(description="The fusion model's score: cosine(user, item) / temperature.")
+    query_score: float | None = Field(None, description="The normalised query similarity q in [0, 1].")
+    modalities: dict[str, float] = Field(description="Each modality's weight in the item's fused vector "
+                                         "(sum 1, or 0 for an item with none).")
+    because: list[HistoryContribution] = Field(description="The history items that contributed most.")
+    history_rest: float = Field(description="The summed contribution of the other history items.")
+    bias: float = Field(description="The history-independent part of the user score.")
+    evidence: list[Evidence] = Field(default_factory=list, description="What matched the query.")
+
+
+class RecommendResult(BaseModel):
+    user_id: str
+    checkpoint: str
+    space: str
+    history: int = Field(description="History items the user vector pools over.")
+    excluded: int = Field(description="Items left out because the user already interacted with them.")
+    query_text: str | None = None
+    query_transcript: str | None = None
+    query_caption: str | None = None
+    query_weight: float | None = Field(None, description="w in the steering rule; None without a query.")
+    rule: str | None = None
+    items: list[RecommendedItem]
+
+
+_RATINGS: dict[tuple[str, float, int], np.ndarray] = {}
+
+
+def read_ratings_rows(path: Path) -> np.ndarray:
+    """``[n, 4]`` int64 rows (user, item, rating, time) of a ratings file, cached per file version."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"ratings file {path} does not exist")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime, stat.st_size)
+    if key not in _RATINGS:
+        try:
+            raw = np.loadtxt(path, dtype=np.int64, delimiter="\t", ndmin=2)
+        except ValueError as error:
+            raise InputError(f"ratings file {path} is not user<TAB>item<TAB>rating<TAB>timestamp: {error}") from error
+        if raw.shape[1] != 4:
+            raise InputError(f"ratings file {path}: expected 4 tab-separated columns, found {raw.shape[1]}")
+        _RATINGS.clear()
+        _RATINGS[key] = raw
+    return _RATINGS[key]
+
+
+def user_rows(raw: np.ndarray, user_id: str, path: Path) -> np.ndarray:
+    """The user's rows, in file order; an unknown user is an InputError naming them."""
+    text = user_id.strip()
+    rows = raw[raw[:, 0] == int(text)] if text.lstrip("-").isdigit() else raw[:0]
+    if not len(rows):
+        raise InputError(f"unknown user '{user_id}': no ratings for this user in {path}")
+    return rows
+
+
+def _minmax(values: np.ndarray) -> np.ndarray:
+    spread = float(values.max() - values.min()) if len(values) else 0.0
+    return (values - values.min()) / spread if spread > 0 else np.zeros_like(values)
+
+
+def recommend(service: "PrismService", user_id: str, text: str | None = None, image: Path | None = None,
+              audio: Path | None = None, k: int = 10, ratings: Path | None = None) -> RecommendResult:
+    """The ``k`` best unseen items for ``user_id``, optionally steered by a query (module docstring)."""
+    from prism.fusion.model import explain
+
+    if k < 1:
+        raise InputError(f"k must be at least 1, got {k}")
+    settings, store = service.settings, service.store
+    served = fused.require_current(settings)
+    model = served.model
+    catalog = fused.catalog_order(store.all_item_ids())
+    if not catalog:
+        raise InputError(f"the store at {settings.home} holds no items: run `prism ingest` first")
+    index = {item_id: row for row, item_id in enumerate(catalog)}
+
+    path = Path(ratings or served.pointer.ratings or settings.movielens_dir / "ratings.tsv")
+    rows = user_rows(read_ratings_rows(path), user_id, path)
+    in_store = np.array([str(i) in index for i in rows[:, 1]], dtype=bool)
+    rows = rows[in_store]
+    if not len(rows):
+        raise InputError(f"user '{user_id}' has no interactions with the {len(catalog)} items in the store "
+                         f"(ratings from {path})")
+    seen = sorted({index[str(i)] for i in rows[:, 1]})
+    liked = rows if served.pointer.min_rating is None else rows[rows[:, 2] >= served.pointer.min_rating]
+    order = np.lexsort((-np.arange(len(liked)), -liked[:, 3]))  # most recent first; ties: later row first
+    history = [index[str(i)] for i in liked[order, 1]][: model.config.max_history]
+
+    vectors = torch.from_numpy(fused.ensure_fused(store, settings, served, catalog))
+    hist = torch.tensor([history or [0]], dtype=torch.long)
+    hist_mask = torch.tensor([[True] * len(history) or [False]])
+    with torch.no_grad():
+        user = model.encode_users(vectors, hist, hist_mask).vectors
+        user_scores = model.score(user, vectors)[0].numpy().astype(np.float64)
+
+    candidates = np.setdiff1d(np.arange(len(catalog)), np.asarray(seen, dtype=np.int64))
+    result = RecommendResult(user_id=user_id, checkpoint=served.pointer.name, space=served.space,
+                             history=len(history), excluded=len(seen), items=[])
+    ranking = user_scores[candidates]
+    query_scores: np.ndarray | None = None
+    evidence: dict[str, list[Evidence]] = {}
+    if (text and text.strip()) or image is not None or audio is not None:
+        found = search(store, settings, text=text, image=image, audio=audio, k=len(catalog))
+        result.query_text, result.query_transcript, result.query_caption = (
+            found.query_text, found.query_transcript, found.query_caption)
+        weight = settings.recommend_query_weight
+        result.query_weight, result.rule = weight, RULE
+        channels = sorted({e.channel for hit in found.hits for e in hit.evidence})
+        similarity = {c: np.full(len(catalog), np.nan) for c in channels}
+        for hit in found.hits:
+            evidence[hit.item_id] = hit.evidence[:EVIDENCE_PER_ITEM]
+            if hit.item_id not in index:
+                continue
+            for e in hit.evidence:
+                row = similarity[e.channel]
+                current = row[index[hit.item_id]]
+                row[index[hit.item_id]] = e.similarity if np.isnan(current) else max(current, e.similarity)
+        per_channel = []
+        for values in similarity.values():
+            values = values[candidates]
+            if np.isnan(values).all():
+                continue
+            per_channel.append(_minmax(np.where(np.isnan(values), np.nanmin(values), values)))
+        query_scores = np.mean(per_channel, axis=0) if per_channel else np.zeros(len(candidates))
+        ranking = (1 - weight) * _minmax(ranking) + weight * query_scores
+    if not len(candidates):
+        return result
+
+    top = np.argsort(-ranking, kind="stable")[:k]  # ties: catalog order
+    chosen = candidates[top]
+    local_rows = sorted(set(chosen.tolist()) | set(history))
+    local = {row: j for j, row in enumerate(local_rows)}
+    inputs = fused.item_inputs(store, settings, [catalog[r] for r in local_rows], model.config.dims)
+    explanations = explain(model, inputs, torch.tensor([local[h] for h in history] or [0], dtype=torch.long),
+                           hist_mask[0], torch.tensor([local[int(r)] for r in chosen], dtype=torch.long),
+                           None, TOP_HISTORY)
+    wanted = {catalog[r] for r in chosen} | {catalog[local_rows[j]] for ex in explanations for j, _, _ in ex.history}
+    records = store.get_items(sorted(wanted))
+
+    def title(item_id: str) -> str:
+        return str(records.get(item_id, {}).get("metadata", {}).get("title", item_id))
+
+    for position, (row, ex) in enumerate(zip(chosen.tolist(), explanations)):
+        item_id = catalog[row]
+        because = [HistoryContribution(item_id=catalog[local_rows[j]], title=title(catalog[local_rows[j]]),
+                                       contribution=round(c, 6), similarity=round(s, 6)) for j, c, s in ex.history]
+        result.items.append(RecommendedItem(
+            item_id=item_id, title=title(item_id), score=round(float(ranking[top[position]]), 6),
+            user_score=round(float(user_scores[row]), 6),
+            query_score=None if query_scores is None else round(float(query_scores[top[position]]), 6),
+            modalities={m: round(w, 6) for m, w in ex.modalities.items()}, because=because,
+            history_rest=round(ex.others, 6), bias=round(ex.rest, 6), evidence=evidence.get(item_id, [])))
+    return result

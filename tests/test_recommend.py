@@ -1,0 +1,233 @@
+"""Training the fusion model on the store, fused vectors in Chroma, and explained recommendations:
+real MovieLens items ingested into a real Chroma store, the real training path, tiny budget.
+
+The tests of this module share one trained home and run in file order: the last two add an
+item and retrain, and check what that changes."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from prism import fused, spaces
+from prism.cli import app
+from prism.errors import InputError
+from prism.fused import NoCheckpointError
+from prism.fusion.train import load_checkpoint
+from prism.service import PrismService
+from prism.settings import Settings, get_settings
+
+ITEMS = 30
+EPOCHS = 3
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, movielens_dir, model_cache):
+    """30 real items ingested (no checkpoint yet), a ratings file restricted to them, one training run."""
+    home = tmp_path_factory.mktemp("rec-home")
+    settings = Settings(home=home, model_cache_dir=model_cache, multilingual_model="none",
+                        movielens_dir=movielens_dir)
+    service = PrismService(settings)
+    summary = service.ingest(movielens_dir, limit=ITEMS)
+    assert summary.ingested == ITEMS and not summary.failed and summary.fused == 0
+    ids = set(service.store.all_item_ids())
+    lines = [line for line in (movielens_dir / "ratings.tsv").read_text().splitlines()
+             if line.split("\t")[1] in ids]
+    ratings = tmp_path_factory.mktemp("rec-data") / "ratings.tsv"
+    ratings.write_text("\n".join(lines) + "\n")
+    train = service.train(ratings=ratings, fusion="attention", epochs=EPOCHS, device="cpu", seed=0, name="tiny")
+    by_user: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    for line in lines:
+        user, item, rating, ts = line.split("\t")
+        by_user[user].append((item, int(rating), int(ts)))
+    return {"service": service, "settings": settings, "summary": train, "ratings": ratings, "lines": lines,
+            "by_user": by_user, "home": home}
+
+
+@pytest.fixture(scope="module")
+def user(trained) -> str:
+    """A real user with a history of 6 to 15 of the ingested items (so there is plenty left to rank)."""
+    candidates = sorted((u for u, rows in trained["by_user"].items() if 6 <= len(rows) <= 15), key=int)
+    assert candidates
+    return candidates[0]
+
+
+def test_train_saves_a_checkpoint_makes_it_current_and_fills_its_fused_space(trained):
+    summary, service, settings = trained["summary"], trained["service"], trained["settings"]
+    assert 1 <= summary.epochs <= EPOCHS and 1 <= summary.best_epoch <= summary.epochs
+    assert summary.device == "cpu" and summary.fusion == "attention" and summary.seconds_per_epoch > 0
+    # Each user's latest interaction (users with >= 3) is held out for validation; the rest trains.
+    held = sum(len(rows) >= 3 for rows in trained["by_user"].values())
+    assert summary.validation_interactions == held > 0
+    assert summary.interactions + held == len(trained["lines"])
+    assert summary.best_val_ndcg20 is not None and 0 <= summary.best_val_ndcg20 <= 1
+    assert dict(summary.val_ndcg20)[summary.best_epoch] == pytest.approx(summary.best_val_ndcg20)
+
+    path = trained["home"] / "models" / "fusion" / "tiny.pt"
+    assert summary.path == str(path) and path.is_file()
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.config.fusion == "attention" and checkpoint.data_hash == summary.data_hash
+    assert checkpoint.metrics["validation_interactions"] == held
+    pointer = fused.current(settings)
+    assert pointer.name == "tiny" and pointer.sha256 == fused.file_sha256(path)
+    assert pointer.space == summary.space == spaces.fused_space(pointer.sha256).name == f"fused-{pointer.sha256[:12]}"
+
+    # One fused vector per ingested item, equal to the checkpoint's encoding of the features the
+    # evaluation reads (evals.features), i.e. serving and evaluation see the same items.
+    from evals.features import load_item_features
+    from evals.fusion_models import item_inputs
+
+    ids = fused.catalog_order(service.store.all_item_ids())
+    assert service.store.collection(summary.space).count() == ITEMS == summary.fused_vectors
+    stored = service.store.get_vectors(summary.space, [f"{i}|fused" for i in ids])
+    with torch.no_grad():
+        expected = checkpoint.model.encode_items(item_inputs(load_item_features(service, ids))).vectors.numpy()
+    np.testing.assert_allclose(np.stack([stored[f"{i}|fused"] for i in ids]), expected, atol=1e-5)
+    meta = service.store.collection(summary.space).get(ids=["1|fused"], include=["metadatas"])["metadatas"][0]
+    assert meta["item_id"] == "1" and meta["title"] == "Toy Story (1995)"
+
+
+def test_recommend_ranks_unseen_items_with_explanations(trained, user):
+    service = trained["service"]
+    history = {item for item, _, _ in trained["by_user"][user]}
+    result = service.recommend(user, k=5)
+    assert result.user_id == user and result.checkpoint == "tiny" and result.space == trained["summary"].space
+    assert result.history == result.excluded == len(history)
+    assert len(result.items) == 5 and result.query_weight is None
+    assert not {item.item_id for item in result.items} & history
+    assert [i.score for i in result.items] == sorted((i.score for i in result.items), reverse=True)
+    titles = {i: r["metadata"]["title"] for i, r in service.store.get_items(sorted(history)).items()}
+    for item in result.items:
+        assert item.score == item.user_score and item.query_score is None and item.evidence == []
+        assert item.title == service.get_item(item.item_id)["metadata"]["title"]
+        assert set(item.modalities) == {"text", "image"} and min(item.modalities.values()) > 0  # every poster is there
+        assert sum(item.modalities.values()) == pytest.approx(1, abs=1e-4)
+        assert 1 <= len(item.because) <= 3
+        for contributor in item.because:
+            assert contributor.item_id in history and contributor.title == titles[contributor.item_id]
+        # The explanation is the score split exactly: listed history items + the others + the bias.
+        total = sum(c.contribution for c in item.because) + item.history_rest + item.bias
+        assert total == pytest.approx(item.user_score, abs=1e-3)
+        contributions = [c.contribution for c in item.because]
+        assert contributions == sorted(contributions, reverse=True)
+    # The whole unseen catalog, no more.
+    everything = service.recommend(user, k=200)
+    assert len(everything.items) == ITEMS - len(history)
+
+
+def test_a_text_query_steers_the_ranking(trained, user):
+    service = trained["service"]
+    base = service.recommend(user, k=200).items
+    target = base[-1]  # the model's least favourite unseen item
+    steered = service.recommend(user, text=target.title, k=200)
+    assert steered.query_text == target.title and steered.query_weight == 0.5 and steered.rule
+    ranked = [i.item_id for i in steered.items]
+    assert ranked.index(target.item_id) < len(base) - 1
+    hit = steered.items[ranked.index(target.item_id)]
+    assert hit.query_score == pytest.approx(1.0)  # its own title is the best text match
+    assert hit.evidence and hit.evidence[0].channel == "text" and hit.evidence[0].field == "document"
+    assert hit.user_score == pytest.approx(target.user_score, abs=1e-5)
+    for item in steered.items:
+        assert 0 <= item.query_score <= 1 and 0 <= item.score <= 1
+    # w = 1: the query alone decides among the unseen items; w = 0: the query changes nothing.
+    only_query = PrismService(trained["settings"].model_copy(update={"recommend_query_weight": 1.0}))
+    first = only_query.recommend(user, text=target.title, k=3).items[0]
+    assert first.item_id == target.item_id
+    no_query = PrismService(trained["settings"].model_copy(update={"recommend_query_weight": 0.0}))
+    assert [i.item_id for i in no_query.recommend(user, text=target.title, k=200).items] == [i.item_id for i in base]
+
+
+def test_unknown_user_and_missing_checkpoint_are_clear_errors(trained, tmp_path, model_cache):
+    with pytest.raises(InputError, match="unknown user '999999'"):
+        trained["service"].recommend("999999")
+    with pytest.raises(InputError, match="k must be at least 1"):
+        trained["service"].recommend("1", k=0)
+    empty = PrismService(Settings(home=tmp_path / "empty", model_cache_dir=model_cache))
+    with pytest.raises(NoCheckpointError, match="run `prism train` first"):
+        empty.recommend("1")
+    with pytest.raises(InputError, match="holds no items"):
+        empty.train(ratings=trained["ratings"], epochs=1)
+    with pytest.raises(InputError, match="unknown fusion"):
+        trained["service"].train(ratings=trained["ratings"], fusion="sum")
+
+
+def test_cli_help_and_errors():
+    for command in (["train", "--help"], ["recommend", "--help"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0 and "Usage" in result.output
+    helptext = runner.invoke(app, ["train", "--help"]).output
+    for option in ("--ratings", "--min-rating", "--fusion", "--epochs", "--device", "--seed"):
+        assert option in helptext
+    result = runner.invoke(app, ["recommend", "--user", "1"])  # a fresh home: nothing trained
+    assert result.exit_code == 2 and "prism train" in result.output
+    result = runner.invoke(app, ["train", "--fusion", "sum"])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["train", "--epochs", "1"])  # a fresh home: nothing ingested
+    assert result.exit_code == 2 and "holds no items" in result.output
+
+
+def _use_home(monkeypatch, trained) -> None:
+    monkeypatch.setenv("PRISM_HOME", str(trained["home"]))
+    monkeypatch.setenv("PRISM_MULTILINGUAL_MODEL", "none")
+    monkeypatch.setenv("PRISM_MOVIELENS_DIR", str(trained["settings"].movielens_dir))
+    get_settings.cache_clear()
+
+
+def test_cli_recommend_json(trained, user, monkeypatch):
+    _use_home(monkeypatch, trained)
+    result = runner.invoke(app, ["recommend", "--user", user, "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["user_id"] == user and len(payload["items"]) == 3
+    expected = [i.item_id for i in trained["service"].recommend(user, k=3).items]
+    assert [i["item_id"] for i in payload["items"]] == expected
+    result = runner.invoke(app, ["recommend", "--user", user, "-k", "2", "--query", "a toy cowboy"])
+    assert result.exit_code == 0 and "For user" in result.output and "text→" in result.output, result.output
+
+
+def test_an_item_ingested_after_training_gets_a_fused_vector_without_retraining(trained, user, tmp_path):
+    service, settings = trained["service"], trained["settings"]
+    pointer = fused.current(settings)
+    before = fused.file_sha256(pointer.path)
+    catalog = tmp_path / "new.jsonl"
+    catalog.write_text(json.dumps({"item_id": "new-1", "title": "The Lighthouse Keeper",
+                                   "description": "An old lighthouse keeper alone on a stormy island."}) + "\n")
+    summary = service.ingest(catalog)
+    assert summary.ingested == 1 and summary.fused == 1
+    assert fused.current(settings) == pointer and fused.file_sha256(pointer.path) == before  # no retraining
+    stored = service.store.get_vectors(pointer.space, ["new-1|fused"])["new-1|fused"]
+    checkpoint = load_checkpoint(pointer.path)
+    text = service.store.get_vectors(spaces.text_space(settings).name, ["new-1|document"])["new-1|document"]
+    from prism.fusion.model import ItemInputs
+
+    inputs = ItemInputs.from_numpy({"text": text[None], "image": np.zeros((1, 1280), np.float32)},
+                                   {"text": np.array([True]), "image": np.array([False])})
+    with torch.no_grad():
+        np.testing.assert_allclose(stored, checkpoint.model.encode_items(inputs).vectors[0].numpy(), atol=1e-5)
+    only_query = PrismService(settings.model_copy(update={"recommend_query_weight": 1.0}))
+    top = only_query.recommend(user, text="a lighthouse keeper on a stormy island", k=1).items[0]
+    assert top.item_id == "new-1" and top.modalities == {"text": pytest.approx(1.0), "image": 0.0}
+
+
+def test_cli_retrain_switches_to_a_new_space_and_leaves_the_old_one(trained, user, monkeypatch):
+    service, settings = trained["service"], trained["settings"]
+    old = fused.current(settings)
+    old_vectors = service.store.get_vectors(old.space, ["1|fused"])["1|fused"]
+    _use_home(monkeypatch, trained)
+    result = runner.invoke(app, ["train", "--ratings", str(trained["ratings"]), "--epochs", "1", "--device", "cpu",
+                                 "--fusion", "gated", "--name", "cli-run"])
+    assert result.exit_code == 0, result.output
+    for field in ("best val NDCG@20", "seconds/epoch", "cpu", "cli-run.pt"):
+        assert field in result.output
+    new = fused.current(settings)
+    assert new.name == "cli-run" and new.space != old.space
+    n_items = service.store.count_items()
+    assert service.store.collection(new.space).count() == n_items >= ITEMS
+    np.testing.assert_array_equal(service.store.get_vectors(old.space, ["1|fused"])["1|fused"], old_vectors)
+    assert service.recommend(user, k=2).checkpoint == "cli-run"
