@@ -120,9 +120,10 @@ def item(item_id: Annotated[str, typer.Argument(help="The item's id.")]) -> None
 
 @app.command(name="eval")
 def evaluate(
-    suite: Annotated[str, typer.Option("--suite", "-s", help="small (CI-sized) or full.")] = "small",
+    suite: Annotated[str, typer.Option("--suite", "-s", help="small (CI-sized), full, or fusion (every fusion strategy × modality set against the baselines).")] = "small",
     ratings: Annotated[Optional[Path], typer.Option("--ratings", help="ratings.tsv (default: settings.movielens_dir).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default: PRISM_HOME/evals/SUITE).")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds replacing the suite's, e.g. 0 or 0,1.")] = None,
     mmrec: Annotated[Optional[Path], typer.Option("--export-mmrec", help="Only export the leave-last-one, temporal and cold-item splits with item features in MMRec's format to this folder.")] = None,
 ) -> None:
     """Run an offline evaluation suite over the ingested catalog: JSON, Markdown table, plots."""
@@ -135,7 +136,12 @@ def evaluate(
             _fail(str(exc))
         return
     try:
-        results = PrismService().evaluate(suite, ratings, out_dir, log=lambda line: console.print(line, highlight=False))
+        chosen_seeds = tuple(int(seed) for seed in seeds.split(",") if seed.strip()) if seeds else None
+    except ValueError:
+        _fail(f"--seeds must be comma-separated integers, got '{seeds}'")
+    try:
+        results = PrismService().evaluate(suite, ratings, out_dir, log=lambda line: console.print(line, highlight=False),
+                                          seeds=chosen_seeds)
     except PrismError as exc:
         _fail(str(exc))
     from evals.report import markdown

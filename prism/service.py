@@ -47,9 +47,12 @@ class PrismService:
         return search(self.store, self.settings, text=text, image=image, audio=audio, k=k, where=where)
 
     def evaluate(self, suite: str, ratings: Path | None = None, out_dir: Path | None = None,
-                 log: Callable[[str], None] = print) -> dict:
+                 log: Callable[[str], None] = print, seeds: tuple[int, ...] | None = None) -> dict:
         """Run the offline evaluation suite ``suite`` on the items in this store; writes
-        results.json, report.md and plots to ``out_dir`` (default home/evals/<suite>)."""
+        results.json, report.md and plots to ``out_dir`` (default home/evals/<suite>).
+        ``seeds`` replaces the suite's seeds (fewer seeds, a shorter run)."""
+        from dataclasses import replace
+
         from evals.suite import SUITES, run_suite
 
         if suite not in SUITES:
@@ -58,7 +61,10 @@ class PrismService:
         out_dir = Path(out_dir or self.settings.home / "evals" / suite)
         if self.store.count_items() == 0:
             raise InputError(f"the store at {self.settings.home} holds no items: run `prism ingest` first")
-        return run_suite(self, SUITES[suite], ratings, out_dir, log=log)
+        if seeds is not None and not seeds:
+            raise InputError("seeds must name at least one seed")
+        chosen = SUITES[suite] if seeds is None else replace(SUITES[suite], seeds=tuple(seeds))
+        return run_suite(self, chosen, ratings, out_dir, log=log)
 
     def export_mmrec(self, protocol: str, out_dir: Path, ratings: Path | None = None) -> dict[str, str]:
         """Export a split of the ingested catalog's interactions plus item features for MMRec."""

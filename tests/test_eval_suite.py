@@ -68,3 +68,5 @@ def test_eval_cli_rejects_unknown_suite_and_empty_store(tmp_path):
     assert result.exit_code == 2 and "unknown evaluation suite 'nope'" in result.output
     result = runner.invoke(app, ["eval", "--suite", "small"])
     assert result.exit_code == 2 and "holds no items" in result.output
+    result = runner.invoke(app, ["eval", "--suite", "small", "--seeds", "0,x"])
+    assert result.exit_code == 2 and "--seeds must be comma-separated integers, got '0,x'" in result.output
