@@ -27,6 +27,7 @@ from evals.interactions import Interactions, read_ratings, restrict_items
 from evals.protocol import evaluate_on, validator
 from evals.significance import paired_bootstrap
 from prism.service import PrismService
+from prism.weights import sha256_file
 
 ModelFactory = Callable[[ItemFeatures, int, "Suite"], list[Recommender]]
 
@@ -93,14 +94,6 @@ def make_split(protocol: str, data: Interactions, suite: Suite, seed: int) -> sp
     if protocol == "cold_items":
         return splits.cold_items(data, suite.cold_frac, seed)
     raise ValueError(f"unknown protocol '{protocol}'")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _inference_ms_per_user(model: Recommender, users: np.ndarray) -> float:
@@ -250,7 +243,7 @@ def run_suite(service: PrismService, suite: Suite, ratings_path: Path, out_dir: 
     results["robustness"] = robustness(base, features, suite)
     results["cross_modal"] = cross_modal(base, features, suite)
     results["data"] = {
-        "ratings": str(ratings_path), "ratings_sha256": file_sha256(ratings_path),
+        "ratings": str(ratings_path), "ratings_sha256": sha256_file(ratings_path),
         "catalog_items": len(catalog_ids), "items_with_text": int(features.text_mask.sum()),
         "items_with_image": int(features.image_mask.sum()),
         "features_sha256": hashlib.sha256(features.text.tobytes() + features.image.tobytes()).hexdigest(),

@@ -22,7 +22,6 @@ Serving runs on the CPU in float32, so a vector does not depend on where it was 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -36,6 +35,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from prism import spaces
+from prism.weights import sha256_file
 from prism.errors import InputError, PrismError
 from prism.settings import Settings
 from prism.store import Store, VectorEntry
@@ -102,14 +102,6 @@ def fusion_dir(settings: Settings) -> Path:
     return settings.home / "models" / "fusion"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def catalog_order(item_ids: list[str]) -> list[str]:
     """The item axis used everywhere (the evaluation suite's order): by length, then text."""
     return sorted(item_ids, key=lambda i: (len(i), i))
@@ -170,7 +162,7 @@ def load_current(settings: Settings) -> Served | None:
         raise CheckpointError(f"the current fusion checkpoint {path} does not exist: run `prism train` again")
     key = (str(path), pointer.sha256, path.stat().st_mtime)
     if key not in _LOADED:
-        if (actual := file_sha256(path)) != pointer.sha256:
+        if (actual := sha256_file(path)) != pointer.sha256:
             raise CheckpointError(f"the current fusion checkpoint {path} changed since it was made current "
                                   f"(sha256 {actual[:12]}…, expected {pointer.sha256[:12]}…): "
                                   "run `prism train` again")
@@ -339,7 +331,7 @@ def train(service: "PrismService", ratings: Path, min_rating: float | None = Non
     metrics.update(ratings=str(ratings.resolve()), min_rating=min_rating, items=len(catalog), users=data.n_users,
                    interactions=len(train_rows), validation_interactions=len(held.test), seed=seed)
     save_checkpoint(path, model._require_model(), model._require_model().config, info["data_hash"], metrics)
-    sha = file_sha256(path)
+    sha = sha256_file(path)
     pointer = CurrentCheckpoint(name=name, path=str(path.resolve()), sha256=sha,
                                 space=spaces.fused_space(sha).name, ratings=str(ratings.resolve()),
                                 min_rating=min_rating, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

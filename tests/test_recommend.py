@@ -21,6 +21,7 @@ from prism.fused import NoCheckpointError
 from prism.fusion.train import load_checkpoint
 from prism.service import PrismService
 from prism.settings import Settings, get_settings
+from prism.weights import sha256_file
 
 ITEMS = 30
 EPOCHS = 3
@@ -75,7 +76,7 @@ def test_train_saves_a_checkpoint_makes_it_current_and_fills_its_fused_space(tra
     assert checkpoint.config.fusion == "attention" and checkpoint.data_hash == summary.data_hash
     assert checkpoint.metrics["validation_interactions"] == held
     pointer = fused.current(settings)
-    assert pointer.name == "tiny" and pointer.sha256 == fused.file_sha256(path)
+    assert pointer.name == "tiny" and pointer.sha256 == sha256_file(path)
     assert pointer.space == summary.space == spaces.fused_space(pointer.sha256).name == f"fused-{pointer.sha256[:12]}"
 
     # One fused vector per ingested item, equal to the checkpoint's encoding of the features the
@@ -194,13 +195,13 @@ def test_cli_recommend_json(trained, user, monkeypatch):
 def test_an_item_ingested_after_training_gets_a_fused_vector_without_retraining(trained, user, tmp_path):
     service, settings = trained["service"], trained["settings"]
     pointer = fused.current(settings)
-    before = fused.file_sha256(pointer.path)
+    before = sha256_file(pointer.path)
     catalog = tmp_path / "new.jsonl"
     catalog.write_text(json.dumps({"item_id": "new-1", "title": "The Lighthouse Keeper",
                                    "description": "An old lighthouse keeper alone on a stormy island."}) + "\n")
     summary = service.ingest(catalog)
     assert summary.ingested == 1 and summary.fused == 1
-    assert fused.current(settings) == pointer and fused.file_sha256(pointer.path) == before  # no retraining
+    assert fused.current(settings) == pointer and sha256_file(pointer.path) == before  # no retraining
     stored = service.store.get_vectors(pointer.space, ["new-1|fused"])["new-1|fused"]
     checkpoint = load_checkpoint(pointer.path)
     text = service.store.get_vectors(spaces.text_space(settings).name, ["new-1|document"])["new-1|document"]

@@ -6,7 +6,6 @@ The folder is what ``save_pretrained`` writes for the model and its ``BlipProces
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -14,14 +13,9 @@ from PIL import Image
 
 from prism.captioning.base import Caption, CaptionError, Provenance
 from prism.errors import ModelMissingError
+from prism.weights import sha256_file
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-def file_sha256(path: Path) -> str:
-    """The hex SHA-256 of a file, read in chunks."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class BlipCaptioner:
@@ -60,7 +54,7 @@ class BlipCaptioner:
         name = self._model.config.name_or_path
         self._model_name = name if name and not Path(name).exists() else model_dir.name
         self._version = f"transformers {transformers_version}"
-        self._weights_sha256 = file_sha256(weights)
+        self._weights_sha256 = sha256_file(weights)
 
     def caption(self, image: Image.Image) -> Caption:
         """Caption one image; ``mean_token_prob`` is the mean probability of the chosen tokens."""
