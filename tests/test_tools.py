@@ -101,3 +101,51 @@ def test_corrupt_and_truncated_images_are_clear_errors(settings, tmp_path, demo_
     truncated.write_bytes(poster[: len(poster) // 2])
     with pytest.raises(InputError, match="truncated.jpg"):
         caption_image(CaptionImageInput(path=truncated), settings)
+
+
+def test_openai_whisper_switch_names_what_it_needs(tmp_path):
+    """The backend switch reaches the openai-whisper backend, which asks for its .pt weights
+    (a real run needs `pip install openai-whisper` and weights; none ship offline)."""
+    from prism.errors import ModelMissingError
+    from prism.settings import Settings
+    from tools.transcribe_audio import get_backend
+
+    missing = tmp_path / "base.pt"
+    settings = Settings(home=tmp_path, whisper_backend="openai-whisper", whisper_pt=missing)
+    with pytest.raises(ModelMissingError, match=f"PRISM_WHISPER_PT.*{missing}"):
+        get_backend(settings)
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper_pt(tmp_path_factory):
+    """A randomly initialised, locally built openai-whisper checkpoint (tiny dims, real format)."""
+    from dataclasses import asdict
+
+    import torch
+    import whisper.model as whisper_model
+
+    torch.manual_seed(0)
+    dims = whisper_model.ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2,
+                                         n_audio_layer=1, n_vocab=51865, n_text_ctx=64, n_text_state=32,
+                                         n_text_head=2, n_text_layer=1)
+    path = tmp_path_factory.mktemp("whisper-pt") / "tiny-random.pt"
+    torch.save({"dims": asdict(dims), "model_state_dict": whisper_model.Whisper(dims).state_dict()}, path)
+    return path
+
+
+def test_openai_whisper_backend_runs_a_real_checkpoint(tiny_whisper_pt, tmp_path):
+    """The openai-whisper path end to end on a tiny local checkpoint: load, language detection or
+    forcing, segments and provenance (its words are noise: the weights are random)."""
+    from prism.settings import Settings
+    from prism.weights import sha256_file
+    from whisper.tokenizer import LANGUAGES
+
+    settings = Settings(home=tmp_path, whisper_backend="openai-whisper", whisper_pt=tiny_whisper_pt)
+    clip = speak("a calm film about the sea", tmp_path / "sea.wav")
+    forced = transcribe_audio(TranscribeAudioInput(path=clip, language="en"), settings)
+    assert forced.language == "en" and forced.duration == pytest.approx(2.0, abs=1.5)
+    assert forced.provenance.backend == "openai-whisper" and forced.provenance.model == "tiny-random"
+    assert forced.provenance.weights_sha256 == sha256_file(tiny_whisper_pt)
+    assert all(0 <= s.start <= s.end for s in forced.segments)
+    detected = transcribe_audio(TranscribeAudioInput(path=clip), settings)
+    assert detected.language in LANGUAGES and 0 <= detected.language_probability <= 1
