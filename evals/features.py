@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prism import spaces
 from prism.service import PrismService
 
 
@@ -34,20 +33,12 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def load_item_features(service: PrismService, item_ids: list[str]) -> ItemFeatures:
-    """Features for ``item_ids`` in that order; raises if none of the items were ingested."""
-    store, settings = service.store, service.settings
-    text = store.get_vectors(spaces.text_space(settings).name, [f"{i}|document" for i in item_ids])
-    image = store.get_vectors(spaces.image_space(settings).name, [f"{i}|image:0" for i in item_ids])
-    if not text:
-        raise LookupError(f"none of the {len(item_ids)} items are in the store at {settings.home}: run `prism ingest` first")
-    text_dim = len(next(iter(text.values())))
-    image_dim = len(next(iter(image.values()))) if image else 1280
-    text_rows = np.zeros((len(item_ids), text_dim), dtype=np.float32)
-    image_rows = np.zeros((len(item_ids), image_dim), dtype=np.float32)
-    for row, item_id in enumerate(item_ids):
-        if (v := text.get(f"{item_id}|document")) is not None:
-            text_rows[row] = v
-        if (v := image.get(f"{item_id}|image:0")) is not None:
-            image_rows[row] = v
-    return ItemFeatures(item_ids, text_rows, np.linalg.norm(text_rows, axis=1) > 0,
-                        image_rows, np.linalg.norm(image_rows, axis=1) > 0)
+    """Features for ``item_ids`` in that order, read the way the served fusion model reads them
+    (``prism.fused.item_arrays``); raises if none of the items were ingested."""
+    from prism.fused import item_arrays
+
+    features, masks = item_arrays(service.store, service.settings, item_ids)
+    if not masks["text"].any():
+        raise LookupError(f"none of the {len(item_ids)} items are in the store at {service.settings.home}: "
+                          "run `prism ingest` first")
+    return ItemFeatures(item_ids, features["text"], masks["text"], features["image"], masks["image"])
