@@ -129,7 +129,11 @@ def tiny_whisper_pt(tmp_path_factory):
                                          n_audio_layer=1, n_vocab=51865, n_text_ctx=64, n_text_state=32,
                                          n_text_head=2, n_text_layer=1)
     path = tmp_path_factory.mktemp("whisper-pt") / "tiny-random.pt"
-    torch.save({"dims": asdict(dims), "model_state_dict": whisper_model.Whisper(dims).state_dict()}, path)
+    model = whisper_model.Whisper(dims)
+    with torch.no_grad():  # some whisper parameters start as torch.empty (arbitrary memory, even NaN)
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.02)
+    torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
     return path
 
 
