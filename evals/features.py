@@ -22,6 +22,12 @@ class ItemFeatures:
     image: np.ndarray  # [N, d_image]
     image_mask: np.ndarray  # [N] bool
 
+    @classmethod
+    def from_arrays(cls, item_ids: list[str], features: dict[str, np.ndarray],
+                    masks: dict[str, np.ndarray]) -> "ItemFeatures":
+        """From ``prism.fused.item_arrays``' (features, masks) of the text and image modalities."""
+        return cls(item_ids, features["text"], masks["text"], features["image"], masks["image"])
+
     def both(self) -> np.ndarray:
         """Unit text and unit image vectors side by side (a missing half stays zero)."""
         return np.concatenate([_unit(self.text), _unit(self.image)], axis=1) / np.sqrt(2)
@@ -41,4 +47,4 @@ def load_item_features(service: PrismService, item_ids: list[str]) -> ItemFeatur
     if not masks["text"].any():
         raise LookupError(f"none of the {len(item_ids)} items are in the store at {service.settings.home}: "
                           "run `prism ingest` first")
-    return ItemFeatures(item_ids, features["text"], masks["text"], features["image"], masks["image"])
+    return ItemFeatures.from_arrays(item_ids, features, masks)

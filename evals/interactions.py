@@ -56,18 +56,28 @@ class Interactions:
         return set(zip(self.users.tolist(), self.items.tolist()))
 
 
+def read_rating_rows(path: Path) -> np.ndarray:
+    """``[n, 4]`` int64 rows (user, item, rating, time) of a ratings file; InputError naming the
+    file when it is missing or not ``user<TAB>item<TAB>rating<TAB>timestamp``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"ratings file {path} does not exist")
+    try:
+        raw = np.loadtxt(path, dtype=np.int64, delimiter="\t", ndmin=2)
+    except ValueError as error:
+        raise InputError(f"ratings file {path} is not user<TAB>item<TAB>rating<TAB>timestamp: {error}") from error
+    if raw.shape[1] != 4:
+        raise InputError(f"ratings file {path}: expected 4 tab-separated columns, found {raw.shape[1]}")
+    return raw
+
+
 def read_ratings(path: Path, item_ids: list[str] | None = None, min_rating: float | None = None) -> Interactions:
     """Read ``user<TAB>item<TAB>rating<TAB>timestamp`` lines (MovieLens ``ratings.tsv``).
 
     ``item_ids`` fixes the item axis (e.g. the ingested catalog's ids); ratings of items not in
     it are an InputError, since the evaluation would silently lose them otherwise.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"ratings file {path} does not exist")
-    raw = np.loadtxt(path, dtype=np.int64, delimiter="\t", ndmin=2)
-    if raw.shape[1] != 4:
-        raise InputError(f"ratings file {path}: expected 4 tab-separated columns, found {raw.shape[1]}")
+    raw = read_rating_rows(path)
     if min_rating is not None:
         raw = raw[raw[:, 2] >= min_rating]
     user_ids = sorted({str(u) for u in raw[:, 0]}, key=int)

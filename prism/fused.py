@@ -316,8 +316,7 @@ def train(service: "PrismService", ratings: Path, min_rating: float | None = Non
     split = Split("leave_last_one", train_rows, held.test, held.test)
     validate = validator(split) if len(held.test) else None
 
-    features, masks = item_arrays(store, settings, catalog)
-    item_features = ItemFeatures(catalog, features["text"], masks["text"], features["image"], masks["image"])
+    item_features = ItemFeatures.from_arrays(catalog, *item_arrays(store, settings, catalog))
     model = FusionRecommender(item_features, fusion, MODALITIES,
                               train_config=FusionTrainConfig(max_epochs=epochs, seed=seed, device=str(resolved)))
     if log:

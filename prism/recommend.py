@@ -88,18 +88,15 @@ _RATINGS: dict[tuple[str, float, int], np.ndarray] = {}
 
 def read_ratings_rows(path: Path) -> np.ndarray:
     """``[n, 4]`` int64 rows (user, item, rating, time) of a ratings file, cached per file version."""
+    from evals.interactions import read_rating_rows
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"ratings file {path} does not exist")
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime, stat.st_size)
     if key not in _RATINGS:
-        try:
-            raw = np.loadtxt(path, dtype=np.int64, delimiter="\t", ndmin=2)
-        except ValueError as error:
-            raise InputError(f"ratings file {path} is not user<TAB>item<TAB>rating<TAB>timestamp: {error}") from error
-        if raw.shape[1] != 4:
-            raise InputError(f"ratings file {path}: expected 4 tab-separated columns, found {raw.shape[1]}")
+        raw = read_rating_rows(path)
         _RATINGS.clear()
         _RATINGS[key] = raw
     return _RATINGS[key]
