@@ -33,10 +33,10 @@ MODALITY_SETS: tuple[tuple[str, ...], ...] = (("text",), ("image",), ("text", "i
 DEFAULT_GRID: tuple[tuple[str, tuple[str, ...]], ...] = tuple((f, m) for f in FUSIONS for m in MODALITY_SETS)
 
 
-def item_inputs(features: ItemFeatures) -> ItemInputs:
-    """Text and image features with their masks, as model inputs (CPU tensors)."""
-    return ItemInputs.from_numpy({"text": features.text, "image": features.image},
-                                 {"text": features.text_mask, "image": features.image_mask})
+def item_inputs(features: ItemFeatures, modalities: Sequence[str] | None = None) -> ItemInputs:
+    """The features of ``modalities`` (default: all) with their masks, as model inputs (CPU tensors)."""
+    names = tuple(modalities or features.modalities)
+    return ItemInputs.from_numpy({m: features.arrays[m] for m in names}, {m: features.masks[m] for m in names})
 
 
 class FusionRecommender(Recommender):
@@ -49,12 +49,13 @@ class FusionRecommender(Recommender):
     def __init__(self, features: ItemFeatures, fusion: str = "attention",
                  modalities: Sequence[str] = ("text", "image"), overrides: dict | None = None,
                  train_config: FusionTrainConfig | None = None, label: str = "") -> None:
+        if missing := [m for m in modalities if m not in features.arrays]:
+            raise ValueError(f"no features for modalities {missing} (have {list(features.modalities)})")
         self.features = features
-        self.inputs = item_inputs(features)
+        self.inputs = item_inputs(features, modalities)
         self.overrides = dict(overrides or {})
         self.config = FusionConfig(modalities=tuple(modalities), fusion=fusion,
-                                   dims={"text": features.text.shape[1], "image": features.image.shape[1]},
-                                   **self.overrides)
+                                   dims={m: features.arrays[m].shape[1] for m in modalities}, **self.overrides)
         self.train_config = train_config or FusionTrainConfig()
         self.name = f"Prism-{fusion}-{'+'.join(modalities)}{label}"
         self.model: FusionModel | None = None
@@ -144,7 +145,7 @@ def fusion_models(features: ItemFeatures, seed: int, suite: "Suite") -> list[Rec
 @torch.no_grad()
 def _token_retrieval(model: FusionModel, features: ItemFeatures, rows: np.ndarray,
                      ks: Sequence[int]) -> dict[str, dict[str, float]]:
-    encoded = model.encode_items(item_inputs(features).take(torch.as_tensor(rows)))
+    encoded = model.encode_items(item_inputs(features, model.config.modalities).take(torch.as_tensor(rows)))
     names = model.config.modalities
     text, image = (encoded.tokens[:, names.index(m)].float().cpu().numpy() for m in ("text", "image"))
     return {"text_to_image": retrieval_recall(text, image, ks), "image_to_text": retrieval_recall(image, text, ks)}

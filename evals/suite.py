@@ -51,6 +51,9 @@ class Suite:
 FUSION_GRID = tuple((f, m) for f in ("concat", "weighted", "attention", "gated")
                     for m in (("text",), ("image",), ("text", "image")))
 
+MODALITY_GRID = tuple(("attention", m) for m in (("text", "image"), ("text", "image", "meta"),
+                                                  ("text", "image", "caption", "meta")))
+
 SUITES = {
     "small": Suite("small", ("leave_last_one", "cold_items"), (None,), (0,), max_epochs=20, bootstrap_samples=500,
                    fusion_grid=(("attention", ("text", "image")),), fusion_epochs=3),
@@ -58,6 +61,9 @@ SUITES = {
     # The fusion model's table: every strategy × modality set against every baseline, warm and cold.
     "fusion": Suite("fusion", ("leave_last_one", "cold_items"), (None,), (0, 1, 2), max_epochs=300,
                     fusion_grid=FUSION_GRID),
+    # Which modalities the served model fuses: text+image, + hashed metadata, + poster captions.
+    "modalities": Suite("modalities", ("leave_last_one", "cold_items"), (None,), (0,), max_epochs=300,
+                        fusion_grid=MODALITY_GRID, baselines=False),
 }
 
 ITERATIVE = {"BPR-MF", "LightGCN"}
@@ -162,12 +168,11 @@ def robustness(data: Interactions, features: ItemFeatures, suite: Suite) -> dict
     noise = rng.normal(0, features.image[features.image_mask].std(), features.image.shape).astype(np.float32)
     variants = {
         "text+image": features.both(),
-        "image dropped": ItemFeatures(features.item_ids, features.text, features.text_mask,
-                                      np.zeros_like(features.image), features.image_mask & False).both(),
-        "text dropped": ItemFeatures(features.item_ids, np.zeros_like(features.text), features.text_mask & False,
-                                     features.image, features.image_mask).both(),
-        "image noised (σ = feature std)": ItemFeatures(features.item_ids, features.text, features.text_mask,
-                                                       features.image + noise, features.image_mask).both(),
+        "image dropped": features.with_modality("image", np.zeros_like(features.image),
+                                                features.image_mask & False).both(),
+        "text dropped": features.with_modality("text", np.zeros_like(features.text), features.text_mask & False).both(),
+        "image noised (σ = feature std)": features.with_modality("image", features.image + noise,
+                                                                 features.image_mask).both(),
     }
     out = {}
     for label, vectors in variants.items():
@@ -246,7 +251,9 @@ def run_suite(service: PrismService, suite: Suite, ratings_path: Path, out_dir: 
         "ratings": str(ratings_path), "ratings_sha256": sha256_file(ratings_path),
         "catalog_items": len(catalog_ids), "items_with_text": int(features.text_mask.sum()),
         "items_with_image": int(features.image_mask.sum()),
-        "features_sha256": hashlib.sha256(features.text.tobytes() + features.image.tobytes()).hexdigest(),
+        "items_with": {m: int(mask.sum()) for m, mask in features.masks.items()},
+        "features_sha256": hashlib.sha256(b"".join(features.arrays[m].tobytes()
+                                                   for m in sorted(features.arrays))).hexdigest(),
         "store": str(service.settings.home),
     }
     results["versions"] = {p: version(p) for p in ("prism-recommender", "torch", "numpy", "chromadb")}

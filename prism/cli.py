@@ -120,7 +120,7 @@ def item(item_id: Annotated[str, typer.Argument(help="The item's id.")]) -> None
 
 @app.command(name="eval")
 def evaluate(
-    suite: Annotated[str, typer.Option("--suite", "-s", help="small (CI-sized), full, or fusion (every fusion strategy × modality set against the baselines).")] = "small",
+    suite: Annotated[str, typer.Option("--suite", "-s", help="small (CI-sized), full, fusion (every fusion strategy × modality set against the baselines) or modalities (which modalities the served model fuses).")] = "small",
     ratings: Annotated[Optional[Path], typer.Option("--ratings", help="ratings.tsv (default: settings.movielens_dir).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default: PRISM_HOME/evals/SUITE).")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds replacing the suite's, e.g. 0 or 0,1.")] = None,

@@ -13,9 +13,10 @@ The fused item vectors of a checkpoint live in their own Chroma space,
 ``"{item_id}|fused"``, metadata ``item_id``/``title``), so vectors of different checkpoints
 never mix. Training fills the space for every stored item; ingestion adds the items it writes
 (:func:`write_fused`, called by :class:`prism.ingest.Ingestor`); ``recommend`` backfills any
-item still missing (:func:`ensure_fused`). An item's inputs are its English document vector
-(``"{id}|document"`` in the text space) and its first image feature (``"{id}|image:0"``); a
-missing one is masked, so an item with no image (or nothing at all) still gets a vector.
+item still missing (:func:`ensure_fused`). An item's inputs are the checkpoint's modalities,
+read per ``MODALITY_SOURCES`` (document, caption and transcript vectors in the text space, the
+first image feature, hashed metadata); a missing one is masked, so an item with no image (or
+nothing at all) still gets a vector.
 
 Serving runs on the CPU in float32, so a vector does not depend on where it was computed.
 """
@@ -26,7 +27,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,7 @@ from pydantic import BaseModel, Field
 from prism import spaces
 from prism.weights import sha256_file
 from prism.errors import InputError, PrismError
+from prism.metadata_features import META_DIM, metadata_vector
 from prism.settings import Settings
 from prism.store import Store, VectorEntry
 
@@ -47,7 +49,16 @@ if TYPE_CHECKING:
 
 CURRENT = "current.json"
 FUSED_FIELD = "fused"
-MODALITIES = ("text", "image")
+# Where each modality the fusion model can read comes from: (space kind, entry field).
+# text/caption/transcript are vectors in the English text space, image the first poster's
+# EfficientNet feature, meta the hashed item metadata (prism.metadata_features).
+MODALITY_SOURCES: dict[str, tuple[str, str]] = {
+    "text": ("text", "document"),
+    "image": ("image", "image:0"),
+    "caption": ("text", "caption:0"),
+    "transcript": ("text", "transcript:0"),
+    "meta": ("meta", "meta"),
+}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 ENCODE_BATCH = 1024
 
@@ -182,25 +193,30 @@ def require_current(settings: Settings) -> Served:
 
 
 # --- item inputs and fused vectors -----------------------------------------------------------
-def item_arrays(store: Store, settings: Settings, item_ids: list[str],
-                dims: dict[str, int] | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """``(features, masks)`` of ``item_ids`` for the text and image modalities, read from the
-    store (document vector, first image feature); a missing modality is a zero row and a False
-    mask bit. ``dims`` (a checkpoint's) fixes the widths; a stored vector of another width is
-    an error (the store was ingested with another encoder)."""
-    stored = {
-        "text": store.get_vectors(spaces.text_space(settings).name, [f"{i}|document" for i in item_ids]),
-        "image": store.get_vectors(spaces.image_space(settings).name, [f"{i}|image:0" for i in item_ids]),
-    }
-    keys = {"text": "document", "image": "image:0"}
-    default = {"text": 384, "image": 1280}
+def item_arrays(store: Store, settings: Settings, item_ids: list[str], dims: dict[str, int] | None = None,
+                modalities: Sequence[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``(features, masks)`` of ``item_ids`` for ``modalities`` (default: the keys of ``dims``,
+    else every one in ``MODALITY_SOURCES``), read from the store; a missing modality is a zero
+    row and a False mask bit. ``dims`` (a checkpoint's) fixes the widths; a stored vector of
+    another width is an error (the store was ingested with another encoder)."""
+    wanted = tuple(modalities or (dims or MODALITY_SOURCES))
+    if unknown := [m for m in wanted if m not in MODALITY_SOURCES]:
+        raise InputError(f"unknown modalities {unknown}; Prism reads {', '.join(MODALITY_SOURCES)}")
     features, masks = {}, {}
-    for name in MODALITIES:
-        found = stored[name]
-        width = (dims or {}).get(name) or (len(next(iter(found.values()))) if found else default[name])
+    for name in wanted:
+        space, field = MODALITY_SOURCES[name]
+        if space == "meta":
+            records = store.get_items(item_ids)
+            found = {f"{i}|meta": metadata_vector(records[i]["metadata"]) for i in item_ids if i in records}
+            default = META_DIM
+        else:
+            space_name = (spaces.text_space(settings) if space == "text" else spaces.image_space(settings)).name
+            found = store.get_vectors(space_name, [f"{i}|{field}" for i in item_ids])
+            default = 384 if space == "text" else 1280
+        width = (dims or {}).get(name) or (len(next(iter(found.values()))) if found else default)
         rows = np.zeros((len(item_ids), width), dtype=np.float32)
         for row, item_id in enumerate(item_ids):
-            vector = found.get(f"{item_id}|{keys[name]}")
+            vector = found.get(f"{item_id}|{field}")
             if vector is None:
                 continue
             if len(vector) != width:
@@ -316,8 +332,9 @@ def train(service: "PrismService", ratings: Path, min_rating: float | None = Non
     split = Split("leave_last_one", train_rows, held.test, held.test)
     validate = validator(split) if len(held.test) else None
 
-    item_features = ItemFeatures.from_arrays(catalog, *item_arrays(store, settings, catalog))
-    model = FusionRecommender(item_features, fusion, MODALITIES,
+    modalities = tuple(dict.fromkeys(settings.fusion_modalities))
+    item_features = ItemFeatures.from_arrays(catalog, *item_arrays(store, settings, catalog, modalities=modalities))
+    model = FusionRecommender(item_features, fusion, modalities,
                               train_config=FusionTrainConfig(max_epochs=epochs, seed=seed, device=str(resolved)))
     if log:
         log(f"training {model.name} on {len(train_rows)} interactions of {data.n_users} users × {len(catalog)} "
@@ -339,7 +356,7 @@ def train(service: "PrismService", ratings: Path, min_rating: float | None = Non
     written = write_fused(store, settings, served, catalog)
     set_current(settings, pointer)
     return TrainSummary(
-        name=name, path=str(path), sha256=sha, space=pointer.space, fusion=fusion, modalities=list(MODALITIES),
+        name=name, path=str(path), sha256=sha, space=pointer.space, fusion=fusion, modalities=list(modalities),
         device=info["device"], epochs=info["epochs"], max_epochs=epochs, best_epoch=info["best_epoch"],
         best_val_ndcg20=info.get("best_val_ndcg@20"), val_ndcg20=[(int(e), float(v)) for e, v in info["val_ndcg@20"]],
         seconds_per_epoch=info["seconds_per_epoch"], train_seconds=info["train_seconds"], items=len(catalog),

@@ -19,7 +19,10 @@ from prism.settings import Settings, get_settings
 from prism.store import Store
 
 if TYPE_CHECKING:
+    from prism.captioning.base import Caption
     from prism.recommend import RecommendResult
+    from prism.similar import SimilarBy, SimilarResult
+    from tools.transcribe_audio import TranscribeAudioOutput
 
 
 class PrismService:
@@ -96,3 +99,41 @@ class PrismService:
         from prism.recommend import recommend
 
         return recommend(self, str(user_id), text=text, image=image, audio=audio, k=k, ratings=ratings)
+
+    def find_similar(self, item_id: str, by: "SimilarBy" = "text", k: int = 5) -> "SimilarResult":
+        """Items like ``item_id`` by text, poster, poster-to-text (cross-modal) or fused vector."""
+        from prism.similar import find_similar
+
+        return find_similar(self.store, self.settings, str(item_id), by, k)
+
+    def caption_image(self, path: Path) -> "Caption":
+        """Caption an image file with the configured backend (tools/caption_image.py)."""
+        from tools.caption_image import CaptionImageInput, caption_image
+
+        return caption_image(CaptionImageInput(path=Path(path)), self.settings)
+
+    def transcribe(self, path: Path, language: str | None = None) -> "TranscribeAudioOutput":
+        """Transcribe an audio file with the configured Whisper backend (tools/transcribe_audio.py)."""
+        from tools.transcribe_audio import TranscribeAudioInput, transcribe_audio
+
+        return transcribe_audio(TranscribeAudioInput(path=Path(path), language=language), self.settings)
+
+    def user_history(self, user_id: str, n: int = 10, ratings: Path | None = None) -> list[dict]:
+        """The user's ``n`` most recent interactions with stored items (item_id, title, rating,
+        time), from ``ratings`` or the ratings file of the current fusion checkpoint (else
+        settings.movielens_dir). InputError for an unknown user."""
+        from prism import fused
+        from prism.recommend import read_ratings_rows, user_rows
+
+        pointer = fused.current(self.settings)
+        path = Path(ratings or (pointer.ratings if pointer and pointer.ratings else None)
+                    or self.settings.movielens_dir / "ratings.tsv")
+        rows = user_rows(read_ratings_rows(path), str(user_id), path)
+        rows = rows[(-rows[:, 3]).argsort(kind="stable")]
+        records = self.store.get_items([str(i) for i in dict.fromkeys(rows[:, 1].tolist())])
+        out = []
+        for _, item, rating, when in rows.tolist():
+            if str(item) in records and len(out) < n:
+                out.append({"item_id": str(item), "title": str(records[str(item)]["metadata"].get("title", item)),
+                            "rating": rating, "time": when})
+        return out

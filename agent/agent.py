@@ -1,0 +1,251 @@
+"""The orchestrator: one conversational turn = LLM steps that call tools, then a grounded answer.
+
+A turn:
+
+1. loads the session (linked user, stated preferences, the last few turns) from SQLite;
+2. asks the LLM for a step (a tool call or the answer), runs the tool, shows the result as
+   delimited data, and repeats, at most ``settings.agent_max_steps`` steps;
+3. validates the answer against what the tools returned and the store
+   (``agent.evidence.validate``): on violations it re-asks once, then drops what is still
+   ungrounded; malformed steps are re-asked at most ``settings.agent_max_repairs`` times;
+4. renders the fluent text (``agent.render``), saves the turn and its trace.
+
+Nothing a model writes can crash a turn: an LLM that keeps failing, or runs out of steps,
+ends with the candidates the tools found, each with its real evidence (``fallback`` in the
+trace). Events (``step``, ``tool``, ``token``, ``answer``) stream to ``on_event``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from agent import render
+from agent.evidence import Answer, Pick, Violation, drop_violations, validate
+from agent.llm import ChatModel, LLMError, LLMReply
+from agent.prompts import load_prompt
+from agent.sessions import SessionStore, Turn
+from agent.steps import AnswerStep, MessageStream, StepError, ToolStep, openai_tools, parse_step, step_schema, \
+    tool_signatures, tool_step
+from agent.tools import TurnContext, as_data, build_tools
+from prism.errors import PrismError
+from prism.service import PrismService
+
+EventCallback = Callable[[dict], None]
+
+
+class StepTrace(BaseModel):
+    kind: str  # "llm" or "tool"
+    name: str
+    seconds: float
+    arguments: dict | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    output: str | None = None
+    error: str | None = None
+
+
+class Trace(BaseModel):
+    """What a turn did and what it cost."""
+
+    backend: str
+    steps: list[StepTrace] = Field(default_factory=list)
+    latency_seconds: float = 0.0
+    first_token_seconds: float | None = Field(None, description="Turn start to the first streamed answer token.")
+    llm_seconds: float = 0.0
+    tool_seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    tool_calls: int = 0
+    invalid_steps: int = Field(0, description="Malformed steps (bad JSON, unknown tool, bad arguments).")
+    violations: list[Violation] = Field(default_factory=list)
+    dropped_picks: int = 0
+    reasked_for_grounding: bool = False
+    fallback: bool = False
+
+
+class TurnResult(BaseModel):
+    session_id: str
+    turn: int
+    request: str
+    answer: Answer
+    text: str
+    evidence: dict[str, dict] = Field(description="The cited evidence by id: kind, item_id, text.")
+    trace: Trace
+
+
+class Agent:
+    """Prism's conversational agent over one service, one chat model and one session store."""
+
+    def __init__(self, service: PrismService, llm: ChatModel, sessions: SessionStore | None = None) -> None:
+        self.service, self.llm = service, llm
+        self.settings = service.settings
+        self.sessions = sessions or SessionStore(self.settings.sessions_path)
+
+    def run_turn(self, session_id: str, request: str, image: Path | None = None, audio: Path | None = None,
+                 user_id: str | None = None, on_event: EventCallback | None = None) -> TurnResult:
+        """Answer one request in session ``session_id`` (created if new; ``user_id`` links a user)."""
+        started = time.perf_counter()
+        emit = on_event or (lambda event: None)
+        request = request.strip()
+        if not request and image is None and audio is None:
+            raise PrismError("a request needs text, an image or a voice message")
+        self.sessions.ensure(session_id, user_id)
+        session = self.sessions.load(session_id)
+        assert session is not None
+        ctx = TurnContext(self.service, self.sessions, session_id, session.user_id, image=image, audio=audio,
+                          preferences=list(session.preferences), k=self.settings.agent_candidates)
+        tools = build_tools(ctx)
+        trace = Trace(backend=self.llm.name)
+        messages = self._opening(session, request, ctx, tools)
+        answer: Answer | None = None
+        repairs_left = self.settings.agent_max_repairs
+        stream = None
+
+        def on_token(chunk: str) -> None:
+            stream.feed(chunk)
+
+        def on_text(text: str) -> None:
+            if trace.first_token_seconds is None:
+                trace.first_token_seconds = time.perf_counter() - started
+            emit({"type": "token", "text": text})
+
+        for step in range(self.settings.agent_max_steps):
+            allow_tools = step < self.settings.agent_max_steps - 1
+            stream = MessageStream(on_text)
+            try:
+                reply = self._complete(messages, tools, ctx, allow_tools, on_token, trace)
+            except LLMError as error:
+                trace.steps.append(StepTrace(kind="llm", name="error", seconds=0.0, error=str(error)))
+                break
+            try:
+                parsed = self._parse(reply, tools)
+            except StepError as error:
+                trace.invalid_steps += 1
+                emit({"type": "step", "status": "invalid", "error": str(error)})
+                if repairs_left == 0:
+                    break
+                repairs_left -= 1
+                messages += [{"role": "assistant", "content": reply.content or "(tool call)"},
+                             {"role": "user", "content": load_prompt("agent_repair").format(problems=str(error))}]
+                continue
+            if isinstance(parsed, ToolStep):
+                messages += self._run_tool(parsed, reply, tools, ctx, trace, emit)
+                continue
+            violations = validate(parsed.answer, ctx.ledger, self.service.store)
+            trace.violations += violations
+            if violations and not trace.reasked_for_grounding and step < self.settings.agent_max_steps - 1:
+                trace.reasked_for_grounding = True
+                problems = "; ".join(v.detail for v in violations)
+                emit({"type": "step", "status": "ungrounded", "error": problems})
+                messages += [{"role": "assistant", "content": reply.content},
+                             {"role": "user", "content": load_prompt("agent_repair").format(problems=problems)}]
+                continue
+            answer = drop_violations(parsed.answer, violations)
+            trace.dropped_picks += len(parsed.answer.picks) - len(answer.picks)
+            break
+        if answer is None:
+            answer = self._fallback(ctx)
+            trace.fallback = True
+        answer = answer.model_copy(update={"picks": answer.picks[: self.settings.agent_max_picks]})
+        text = render.answer_text(answer, ctx.ledger)
+        if trace.first_token_seconds is None:
+            on_text(text)  # nothing was streamed (native tool mode, fallback): the whole text at once
+        trace.latency_seconds = time.perf_counter() - started
+        cited = {e: ctx.ledger.evidence[e] for p in answer.picks for e in p.evidence if e in ctx.ledger.evidence}
+        number = self.sessions.next_turn(session_id)
+        self.sessions.save_turn(session_id, Turn(
+            number=number, request=request, attachments={k: str(v) for k, v in (("image", image), ("audio", audio))
+                                                          if v is not None},
+            answer=answer.model_dump(), text=text, trace=trace.model_dump(), created=time.time()))
+        result = TurnResult(session_id=session_id, turn=number, request=request, answer=answer, text=text,
+                            evidence={k: {"kind": r.kind, "item_id": r.item_id, "text": r.text}
+                                      for k, r in cited.items()}, trace=trace)
+        emit({"type": "answer", "result": result.model_dump()})
+        return result
+
+    # --- the pieces of a turn ---------------------------------------------------------------
+    def _opening(self, session, request: str, ctx: TurnContext, tools) -> list[dict]:
+        system = load_prompt("agent_system").format(tools=tool_signatures(tools))
+        messages = [{"role": "system", "content": system}]
+        for turn in session.turns[-self.settings.agent_history_turns:] if self.settings.agent_history_turns else []:
+            messages += [{"role": "user", "content": turn.request},
+                         {"role": "assistant", "content": render.short(turn.answer, turn.text)}]
+        memory = render.memory(ctx.user_id, ctx.preferences)
+        attachments = "".join(f"\nAttached: {kind}" for kind, path in (("an image", ctx.image),
+                                                                       ("a voice message", ctx.audio)) if path)
+        messages.append({"role": "user", "content": load_prompt("agent_plan").format(
+            memory=memory, request=request or "(see attachment)", attachments=attachments)})
+        return messages
+
+    def _complete(self, messages, tools, ctx: TurnContext, allow_tools: bool, on_token, trace: Trace) -> LLMReply:
+        settings = self.settings
+        if self.llm.native_tools:
+            from agent.steps import answer_schema
+
+            reply = self.llm.complete(messages, tools=openai_tools(tools) if allow_tools else None,
+                                      json_schema={"type": "object", "properties": {
+                                          "answer": answer_schema(ctx.ledger, settings.agent_max_picks)},
+                                          "required": ["answer"]},
+                                      max_tokens=settings.llm_max_tokens, on_token=on_token)
+        else:
+            reply = self.llm.complete(messages, json_schema=step_schema(tools, ctx.ledger, settings.agent_max_picks,
+                                                                        allow_tools),
+                                      max_tokens=settings.llm_max_tokens, on_token=on_token)
+        trace.steps.append(StepTrace(kind="llm", name="step", seconds=round(reply.seconds, 3),
+                                     prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                                     cached_tokens=reply.cached_tokens, output=reply.content[:2000] or None))
+        trace.llm_seconds += reply.seconds
+        trace.prompt_tokens += reply.prompt_tokens
+        trace.completion_tokens += reply.completion_tokens
+        trace.cached_tokens += reply.cached_tokens
+        return reply
+
+    @staticmethod
+    def _parse(reply: LLMReply, tools) -> ToolStep | AnswerStep:
+        if reply.tool_calls:
+            call = reply.tool_calls[0]  # one call per step keeps the loop simple and traceable
+            return tool_step(call.name, call.arguments, tools)
+        return parse_step(reply.content, tools)
+
+    def _run_tool(self, call: ToolStep, reply: LLMReply, tools, ctx: TurnContext, trace: Trace,
+                  emit: EventCallback) -> list[dict]:
+        tool = next(t for t in tools if t.name == call.tool)
+        emit({"type": "tool", "status": "start", "name": call.tool, "arguments": call.arguments})
+        began = time.perf_counter()
+        error = None
+        try:
+            output = tool.invoke(call.arguments)
+        except PrismError as exc:  # bad input from the model (unknown user, item, ...): the model is told
+            output, error = f"error: {exc}", str(exc)
+        seconds = time.perf_counter() - began
+        trace.tool_calls += 1
+        trace.tool_seconds += seconds
+        trace.steps.append(StepTrace(kind="tool", name=call.tool, arguments=call.arguments, seconds=round(seconds, 3),
+                                     output=str(output)[:2000], error=error))
+        emit({"type": "tool", "status": "end", "name": call.tool, "seconds": round(seconds, 3), "error": error})
+        data = load_prompt("agent_explain").format(data=as_data(call.tool, str(output)),
+                                                   max_picks=self.settings.agent_max_picks)
+        if reply.tool_calls:
+            native = reply.tool_calls[0]
+            return [{"role": "assistant", "content": None, "tool_calls": [
+                        {"id": native.id or "call_0", "type": "function",
+                         "function": {"name": native.name, "arguments": native.arguments or "{}"}}]},
+                    {"role": "tool", "tool_call_id": native.id or "call_0", "content": data}]
+        return [{"role": "assistant", "content": reply.content}, {"role": "user", "content": data}]
+
+    def _fallback(self, ctx: TurnContext) -> Answer:
+        """The candidates the tools found, each with its own first evidence: grounded by construction."""
+        picks = []
+        for item_id, title in ctx.ledger.candidates.items():
+            refs = [r.id for r in ctx.ledger.evidence.values() if r.item_id == item_id and r.kind != "history"]
+            if refs:
+                picks.append(Pick(item_id=item_id, reason=f"{title} matched your request.", evidence=refs[:1]))
+        message = ("Here is what I found for you." if picks
+                   else "Sorry, I could not work out an answer this time. Could you rephrase the request?")
+        return Answer(message=message, picks=picks[: self.settings.agent_max_picks])

@@ -1,0 +1,246 @@
+"""The tools the LLM may call: LangChain tools over the one service layer.
+
+Each tool runs a :class:`prism.service.PrismService` method, records the items it returns
+as candidates and the texts that could justify them as evidence in the turn's
+:class:`agent.evidence.Ledger`, and returns a compact text for the LLM. That text is
+wrapped by :func:`as_data` in ``<data tool="...">`` delimiters: whatever an item's
+description says, it is data, and the system prompt tells the model never to obey it.
+
+The user's image and voice message are attachments of the turn; ``caption_image`` and
+``transcribe_audio`` read them, so the model never handles file paths. Stated preferences
+are saved by ``remember_preference`` and applied by the search tools: an ``avoid``
+preference removes matching items (by genre or title) before the model sees them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from langchain_core.tools import StructuredTool
+from pydantic import BaseModel, Field
+
+from agent.evidence import EvidenceKind, Ledger
+from agent.sessions import Preference, PreferenceKind, SessionStore
+from prism.search import Evidence, SearchHit
+from prism.service import PrismService
+
+SPAN_CHARS = 160
+
+
+@dataclass
+class TurnContext:
+    """What the tools of one turn share."""
+
+    service: PrismService
+    sessions: SessionStore
+    session_id: str
+    user_id: str | None
+    ledger: Ledger = field(default_factory=Ledger)
+    image: Path | None = None
+    audio: Path | None = None
+    preferences: list[Preference] = field(default_factory=list)
+    k: int = 5
+
+
+# --- argument schemas (the JSON schemas the LLM fills) ------------------------------------
+class SearchCatalogArgs(BaseModel):
+    query: str = Field(description="What to look for, in the user's words (any language).")
+    genre: str | None = Field(None, description="Only items of this genre, e.g. Comedy.")
+    year_min: int | None = Field(None, description="Only items from this year on.")
+    year_max: int | None = Field(None, description="Only items up to this year.")
+
+
+class RecommendArgs(BaseModel):
+    user_id: str | None = Field(None, description="The user; default: the user linked to this chat.")
+    query: str | None = Field(None, description="Optional wish that steers the ranking.")
+
+
+class FindSimilarArgs(BaseModel):
+    item_id: str
+    by: Literal["text", "image", "poster-to-text", "fused"] = Field(
+        "text", description="text: similar story; image: similar poster; poster-to-text: what the poster shows; "
+        "fused: overall.")
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+class ItemArgs(BaseModel):
+    item_id: str
+
+
+class HistoryArgs(BaseModel):
+    user_id: str | None = Field(None, description="The user; default: the user linked to this chat.")
+
+
+class PreferenceArgs(BaseModel):
+    kind: PreferenceKind = Field(description="like / dislike (an item or person), avoid (a genre or theme), "
+                                             "want (something to look for).")
+    value: str = Field(description="What, e.g. 'horror' or 'Fargo (1996)'.")
+
+
+# --- rendering for the LLM ------------------------------------------------------------------
+def as_data(tool: str, body: str) -> str:
+    """``body`` delimited as data; any delimiter inside it is defused so it cannot close the block."""
+    body = re.sub(r"</?\s*data", lambda m: m.group(0).replace("<", "‹"), body, flags=re.IGNORECASE)
+    return f'<data tool="{tool}">\n{body}\n</data>'
+
+
+def span(text: str, limit: int = SPAN_CHARS) -> str:
+    """A verbatim piece of ``text`` (a substring, so it can be checked against the store):
+    its first ``limit`` characters, cut at a word boundary."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    return cut[: cut.rfind(" ")] if " " in cut else cut
+
+
+def plot_of(document: str) -> str:
+    """The item's description: its stored document without the title line."""
+    lines = [line for line in document.splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else (lines[0] if lines else "")
+
+
+def _kind(field_name: str) -> EvidenceKind:
+    if field_name.startswith("caption"):
+        return "caption"
+    if field_name.startswith("transcript"):
+        return "transcript"
+    return "plot"
+
+
+def _genres(metadata: dict) -> list[str]:
+    value = metadata.get("genres") or []
+    return [str(g) for g in value] if isinstance(value, list) else [str(value)]
+
+
+def _avoided(title: str, metadata: dict, preferences: list[Preference]) -> str | None:
+    """The ``avoid`` preference an item matches (by genre or title), if any."""
+    haystack = [g.casefold() for g in _genres(metadata)] + [title.casefold()]
+    for pref in preferences:
+        if pref.kind == "avoid" and any(pref.value.casefold().rstrip("s") in h for h in haystack):
+            return pref.value
+    return None
+
+
+def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evidence: list[Evidence],
+               extra: str = "") -> str:
+    ctx.ledger.add_candidate(item_id, title)
+    facts = ", ".join(_genres(metadata))
+    year = metadata.get("year")
+    lines = [f"item {item_id}: {title}" + (f" [{facts}]" if facts else "") + (f" {year}" if year and
+                                                                               str(year) not in title else "") + extra]
+    for e in evidence[:2]:
+        text = plot_of(e.text) if e.field == "document" else e.text
+        ref = ctx.ledger.add_evidence(_kind(e.field), span(text), item_id, e.field)
+        lines.append(f'  {ref.id} {ref.kind}: "{ref.text}"')
+    return "\n".join(lines)
+
+
+def _hits_text(ctx: TurnContext, hits: list[SearchHit]) -> str:
+    lines, dropped = [], []
+    for hit in hits:
+        if (avoided := _avoided(hit.title, hit.metadata, ctx.preferences)) is not None:
+            dropped.append(f"{hit.title} (avoid: {avoided})")
+            continue
+        if len(lines) < ctx.k:
+            lines.append(_item_line(ctx, hit.item_id, hit.title, hit.metadata, hit.evidence))
+    if dropped:
+        lines.append(f"left out by the user's preferences: {', '.join(dropped[:5])}")
+    return "\n".join(lines) or "no matching items"
+
+
+# --- the tools --------------------------------------------------------------------------------
+def build_tools(ctx: TurnContext) -> list[StructuredTool]:
+    """The eight tools, bound to one turn's context."""
+    service = ctx.service
+
+    def search_catalog(query: str, genre: str | None = None, year_min: int | None = None,
+                       year_max: int | None = None) -> str:
+        result = service.search(text=query, k=ctx.k * 6)
+        hits = [h for h in result.hits
+                if (genre is None or genre.casefold() in [g.casefold() for g in _genres(h.metadata)])
+                and (year_min is None or int(h.metadata.get("year") or 0) >= year_min)
+                and (year_max is None or int(h.metadata.get("year") or 10**6) <= year_max)]
+        return _hits_text(ctx, hits)
+
+    def recommend_for_user(user_id: str | None = None, query: str | None = None) -> str:
+        user = user_id or ctx.user_id
+        if not user:
+            return "error: no user is linked to this chat; use search_catalog instead"
+        result = service.recommend(str(user), text=query, k=ctx.k * 3)
+        records = service.store.get_items([i.item_id for i in result.items])
+        lines = []
+        for item in result.items:
+            record = records.get(item.item_id, {"metadata": {}, "document": ""})
+            if _avoided(item.title, record["metadata"], ctx.preferences) or len(lines) >= ctx.k:
+                continue
+            evidence = item.evidence or [Evidence(channel="item", field="document", text=record["document"],
+                                                  similarity=0.0)]
+            line = _item_line(ctx, item.item_id, item.title, record["metadata"], evidence)
+            for because in item.because[:1]:
+                ref = ctx.ledger.add_evidence("history", because.title, because.item_id, "title")
+                line += f'\n  {ref.id} history: user {user} liked "{because.title}"'
+            lines.append(line)
+        return "\n".join(lines) or "no recommendations"
+
+    def find_similar(item_id: str, by: str = "text") -> str:
+        result = service.find_similar(item_id, by, ctx.k * 2)  # type: ignore[arg-type]
+        return f"items like {result.title} (by {by}):\n" + _hits_text(ctx, result.hits)
+
+    def caption_image() -> str:
+        if ctx.image is None:
+            return "error: the user attached no image"
+        caption = service.caption_image(ctx.image)
+        ref = ctx.ledger.add_evidence("user_image", span(caption.text, 240))
+        return f'{ref.id} user_image: "{ref.text}"\nuse it as a search query'
+
+    def transcribe_audio() -> str:
+        if ctx.audio is None:
+            return "error: the user attached no voice message"
+        result = service.transcribe(ctx.audio)
+        ref = ctx.ledger.add_evidence("user_voice", span(result.text, 240))
+        return f'{ref.id} user_voice ({result.language}): "{ref.text}"\nuse it as the request'
+
+    def get_item(item_id: str) -> str:
+        record = service.get_item(str(item_id))
+        if record is None:
+            return f"error: no item {item_id} in the catalog"
+        meta = record["metadata"]
+        evidence = [Evidence(channel="item", field="document", text=record["document"], similarity=0.0)]
+        return _item_line(ctx, str(item_id), str(meta.get("title", item_id)), meta, evidence)
+
+    def get_user_history(user_id: str | None = None) -> str:
+        user = user_id or ctx.user_id
+        if not user:
+            return "error: no user is linked to this chat"
+        lines = []
+        for row in service.user_history(str(user), n=ctx.k):
+            ref = ctx.ledger.add_evidence("history", row["title"], row["item_id"], "title")
+            lines.append(f'  {ref.id} history: user {user} rated "{row["title"]}" {row["rating"]}/5')
+        return "\n".join(lines) or "no history"
+
+    def remember_preference(kind: str, value: str) -> str:
+        new = ctx.sessions.add_preference(ctx.session_id, kind, value)  # type: ignore[arg-type]
+        preference = Preference(kind=kind, value=" ".join(value.split()))  # type: ignore[arg-type]
+        if preference not in ctx.preferences:
+            ctx.preferences.append(preference)
+        return f"remembered: {kind} {value}" if new else f"already known: {kind} {value}"
+
+    specs = [
+        (search_catalog, SearchCatalogArgs, "Find catalog items matching a description (any language)."),
+        (recommend_for_user, RecommendArgs, "Personal recommendations for a user from their history."),
+        (find_similar, FindSimilarArgs, "Items similar to a given item, by story, poster or overall."),
+        (caption_image, NoArgs, "Describe the image the user attached."),
+        (transcribe_audio, NoArgs, "Transcribe the voice message the user attached."),
+        (get_item, ItemArgs, "Details of one item."),
+        (get_user_history, HistoryArgs, "What a user rated recently."),
+        (remember_preference, PreferenceArgs, "Save a preference the user stated, for this and later turns."),
+    ]
+    return [StructuredTool.from_function(func=f, name=f.__name__, description=d, args_schema=a)
+            for f, a, d in specs]
