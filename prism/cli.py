@@ -241,6 +241,11 @@ def demo() -> None:
         _fail(str(exc))
 
 
+from prism import cli_agent  # noqa: E402  (the agent's commands register on the app above)
+
+cli_agent.register(app, out, console, _fail)
+
+
 def main() -> None:  # pragma: no cover - console script entry point
     app(sys.argv[1:])
 

@@ -107,7 +107,8 @@ def test_recommend_ranks_unseen_items_with_explanations(trained, user):
     for item in result.items:
         assert item.score == item.user_score and item.query_score is None and item.evidence == []
         assert item.title == service.get_item(item.item_id)["metadata"]["title"]
-        assert set(item.modalities) == {"text", "image"} and min(item.modalities.values()) > 0  # every poster is there
+        assert set(item.modalities) == {"text", "image", "caption", "meta"}  # settings.fusion_modalities
+        assert min(item.modalities.values()) > 0  # every poster, caption and metadata is there
         assert sum(item.modalities.values()) == pytest.approx(1, abs=1e-4)
         assert 1 <= len(item.because) <= 3
         for contributor in item.because:
@@ -207,13 +208,17 @@ def test_an_item_ingested_after_training_gets_a_fused_vector_without_retraining(
     text = service.store.get_vectors(spaces.text_space(settings).name, ["new-1|document"])["new-1|document"]
     from prism.fusion.model import ItemInputs
 
-    inputs = ItemInputs.from_numpy({"text": text[None], "image": np.zeros((1, 1280), np.float32)},
-                                   {"text": np.array([True]), "image": np.array([False])})
+    # Only text: no poster, so no caption, and no metadata (meta = hashed metadata, empty here).
+    dims = checkpoint.config.dims
+    features = {m: np.zeros((1, dims[m]), np.float32) for m in checkpoint.config.modalities}
+    features["text"] = text[None]
+    inputs = ItemInputs.from_numpy(features, {m: np.array([m == "text"]) for m in checkpoint.config.modalities})
     with torch.no_grad():
         np.testing.assert_allclose(stored, checkpoint.model.encode_items(inputs).vectors[0].numpy(), atol=1e-5)
     only_query = PrismService(settings.model_copy(update={"recommend_query_weight": 1.0}))
     top = only_query.recommend(user, text="a lighthouse keeper on a stormy island", k=1).items[0]
-    assert top.item_id == "new-1" and top.modalities == {"text": pytest.approx(1.0), "image": 0.0}
+    assert top.item_id == "new-1"
+    assert top.modalities == {"text": pytest.approx(1.0), "image": 0.0, "caption": 0.0, "meta": 0.0}
 
 
 def test_cli_retrain_switches_to_a_new_space_and_leaves_the_old_one(trained, user, monkeypatch):
