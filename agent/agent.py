@@ -28,7 +28,7 @@ from agent.evidence import Answer, Pick, Violation, drop_violations, validate
 from agent.llm import ChatModel, LLMError, LLMReply
 from agent.prompts import load_prompt
 from agent.sessions import SessionStore, Turn
-from agent.steps import AnswerStep, MessageStream, StepError, ToolStep, openai_tools, parse_step, step_schema, \
+from agent.steps import MESSAGE_CHARS, REASON_CHARS, AnswerStep, MessageStream, StepError, ToolStep, openai_tools, parse_step, step_schema, \
     tool_signatures, tool_step
 from agent.tools import TurnContext, as_data, build_tools
 from prism.errors import PrismError
@@ -45,6 +45,8 @@ class StepTrace(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int | None = None
+    prompt_seconds: float | None = None  # llama.cpp timings: prompt processing
+    generation_seconds: float | None = None  # and generation
     output: str | None = None
     error: str | None = None
 
@@ -100,7 +102,7 @@ class Agent:
         assert session is not None
         ctx = TurnContext(self.service, self.sessions, session_id, session.user_id, image=image, audio=audio,
                           preferences=list(session.preferences), k=self.settings.agent_candidates)
-        tools = build_tools(ctx)
+        tools = build_tools(ctx, year_filters=self.llm.native_tools)
         trace = Trace(backend=self.llm.name)
         messages = self._opening(session, request, ctx, tools)
         answer: Answer | None = None
@@ -152,7 +154,9 @@ class Agent:
         if answer is None:
             answer = self._fallback(ctx)
             trace.fallback = True
-        answer = answer.model_copy(update={"picks": answer.picks[: self.settings.agent_max_picks]})
+        answer = Answer(message=render.whole_sentences(answer.message, MESSAGE_CHARS), picks=[
+            p.model_copy(update={"reason": render.whole_sentences(p.reason, REASON_CHARS)})
+            for p in answer.picks[: self.settings.agent_max_picks]])
         text = render.answer_text(answer, ctx.ledger)
         if trace.first_token_seconds is None:
             on_text(text)  # nothing was streamed (native tool mode, fallback): the whole text at once
@@ -199,7 +203,9 @@ class Agent:
                                       max_tokens=settings.llm_max_tokens, on_token=on_token)
         trace.steps.append(StepTrace(kind="llm", name="step", seconds=round(reply.seconds, 3),
                                      prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                                     cached_tokens=reply.cached_tokens, output=reply.content[:2000] or None))
+                                     cached_tokens=reply.cached_tokens, prompt_seconds=reply.prompt_seconds,
+                                     generation_seconds=reply.generation_seconds,
+                                     output=reply.content[:2000] or None))
         trace.llm_seconds += reply.seconds
         trace.prompt_tokens += reply.prompt_tokens
         trace.completion_tokens += reply.completion_tokens

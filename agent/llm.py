@@ -39,6 +39,9 @@ class LLMReply:
     cached_tokens: int = 0
     seconds: float = 0.0
     first_token_seconds: float | None = None
+    # llama.cpp servers report where the time went: prompt processing vs generation.
+    prompt_seconds: float | None = None
+    generation_seconds: float | None = None
 
 
 class ChatModel(Protocol):
@@ -82,6 +85,10 @@ class OpenAIChat:
         reply = LLMReply(content="")
         try:
             for chunk in self.client.chat.completions.create(**request):
+                timings = (chunk.model_extra or {}).get("timings")
+                if isinstance(timings, dict) and "prompt_ms" in timings:
+                    reply.prompt_seconds = timings["prompt_ms"] / 1000
+                    reply.generation_seconds = timings.get("predicted_ms", 0.0) / 1000
                 if chunk.usage:
                     reply.prompt_tokens = chunk.usage.prompt_tokens or 0
                     reply.completion_tokens = chunk.usage.completion_tokens or 0

@@ -10,6 +10,19 @@ KIND_LABEL = {"plot": "plot", "caption": "poster", "transcript": "audio", "metad
               "history": "you liked", "user_image": "your image", "user_voice": "you said"}
 
 
+def whole_sentences(text: str, cap: int) -> str:
+    """``text`` if it is shorter than ``cap`` (it ended on its own); a text cut off at the cap
+    loses its unfinished last sentence (or clause), so nobody reads half a sentence."""
+    text = text.strip()
+    if len(text) < cap:
+        return text
+    for marks in (".!?", ";,"):
+        end = max(text.rfind(m) for m in marks)
+        if end > 0:
+            return text[: end + 1].rstrip(",;") + ("" if text[end] in ".!?" else "…")
+    return text + "…"
+
+
 def answer_text(answer: Answer, ledger: Ledger) -> str:
     """The message, then one paragraph per pick: title, reason, and the cited evidence quoted."""
     parts = [answer.message.strip()]

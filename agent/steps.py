@@ -25,8 +25,9 @@ from pydantic import ValidationError
 
 from agent.evidence import Answer, Ledger
 
-REASON_CHARS = 160
-MESSAGE_CHARS = 300
+# Caps, not targets: the prompt asks for one short sentence; the grammar cuts off a runaway.
+REASON_CHARS = 110
+MESSAGE_CHARS = 120
 
 
 class StepError(ValueError):
@@ -72,7 +73,7 @@ def answer_schema(ledger: Ledger, max_picks: int) -> dict:
             "item_id": {"type": "string", "enum": list(ledger.candidates)},
             "reason": {"type": "string", "maxLength": REASON_CHARS},
             "evidence": {"type": "array", "items": {"type": "string", "enum": list(ledger.evidence)},
-                         "minItems": 1, "maxItems": 3}},
+                         "minItems": 1, "maxItems": 2}},
             "required": ["item_id", "reason", "evidence"]}
         picks = {"type": "array", "items": pick, "maxItems": max_picks}
     else:

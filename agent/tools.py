@@ -27,7 +27,8 @@ from agent.sessions import Preference, PreferenceKind, SessionStore
 from prism.search import Evidence, SearchHit
 from prism.service import PrismService
 
-SPAN_CHARS = 160
+SPAN_CHARS = 140
+EVIDENCE_PER_ITEM = 1  # the best-matching stored text; more costs prompt time on a CPU model
 
 
 @dataclass
@@ -49,8 +50,16 @@ class TurnContext:
 class SearchCatalogArgs(BaseModel):
     query: str = Field(description="What to look for, in the user's words (any language).")
     genre: str | None = Field(None, description="Only items of this genre, e.g. Comedy.")
+    # Year filters: on the JSON-schema path a small model fills every optional field it is
+    # offered (1.5B: year ranges on 3 of 3 requests that named no year), so they are offered
+    # only to endpoints with native tool calls.
     year_min: int | None = Field(None, description="Only items from this year on.")
     year_max: int | None = Field(None, description="Only items up to this year.")
+
+
+class SearchCatalogBasicArgs(BaseModel):
+    query: str = Field(description="What to look for, in the user's words (any language).")
+    genre: str | None = Field(None, description="Only items of this genre, e.g. Comedy.")
 
 
 class RecommendArgs(BaseModel):
@@ -135,7 +144,7 @@ def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evide
     year = metadata.get("year")
     lines = [f"item {item_id}: {title}" + (f" [{facts}]" if facts else "") + (f" {year}" if year and
                                                                                str(year) not in title else "") + extra]
-    for e in evidence[:2]:
+    for e in evidence[:EVIDENCE_PER_ITEM]:
         text = plot_of(e.text) if e.field == "document" else e.text
         ref = ctx.ledger.add_evidence(_kind(e.field), span(text), item_id, e.field)
         lines.append(f'  {ref.id} {ref.kind}: "{ref.text}"')
@@ -156,18 +165,22 @@ def _hits_text(ctx: TurnContext, hits: list[SearchHit]) -> str:
 
 
 # --- the tools --------------------------------------------------------------------------------
-def build_tools(ctx: TurnContext) -> list[StructuredTool]:
-    """The eight tools, bound to one turn's context."""
+def build_tools(ctx: TurnContext, year_filters: bool = True) -> list[StructuredTool]:
+    """The eight tools, bound to one turn's context (``year_filters``: see SearchCatalogArgs)."""
     service = ctx.service
 
     def search_catalog(query: str, genre: str | None = None, year_min: int | None = None,
                        year_max: int | None = None) -> str:
         result = service.search(text=query, k=ctx.k * 6)
         hits = [h for h in result.hits
-                if (genre is None or genre.casefold() in [g.casefold() for g in _genres(h.metadata)])
+                if (genre is None or any(genre.casefold() in g.casefold() for g in _genres(h.metadata)))
                 and (year_min is None or int(h.metadata.get("year") or 0) >= year_min)
                 and (year_max is None or int(h.metadata.get("year") or 10**6) <= year_max)]
-        return _hits_text(ctx, hits)
+        if hits or not result.hits:
+            return _hits_text(ctx, hits)
+        # Small models fill optional filters they were not asked for; an empty result would
+        # end the turn with nothing, so the filters are dropped, and the model is told so.
+        return "no item matches those filters; the closest items without them:\n" + _hits_text(ctx, result.hits)
 
     def recommend_for_user(user_id: str | None = None, query: str | None = None) -> str:
         user = user_id or ctx.user_id
@@ -233,7 +246,8 @@ def build_tools(ctx: TurnContext) -> list[StructuredTool]:
         return f"remembered: {kind} {value}" if new else f"already known: {kind} {value}"
 
     specs = [
-        (search_catalog, SearchCatalogArgs, "Find catalog items matching a description (any language)."),
+        (search_catalog, SearchCatalogArgs if year_filters else SearchCatalogBasicArgs,
+         "Find catalog items matching a description (any language)."),
         (recommend_for_user, RecommendArgs, "Personal recommendations for a user from their history."),
         (find_similar, FindSimilarArgs, "Items similar to a given item, by story, poster or overall."),
         (caption_image, NoArgs, "Describe the image the user attached."),

@@ -232,7 +232,7 @@ def recommend(
 
 @app.command()
 def demo() -> None:
-    """Ingest the bundled demo catalog and run a text, a voice and an image search."""
+    """Ingest the bundled demo catalog, run a text, a voice and an image search, then ask the agent."""
     from prism import demo as demo_module
 
     try:

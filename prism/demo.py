@@ -1,12 +1,15 @@
-"""The demo: ingest the bundled catalog, then search it by text, voice and image."""
+"""The demo: ingest the bundled catalog, search it by text, voice and image, then ask the
+agent (the embedded LLM calling Prism's tools) for an explained recommendation."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from prism.service import PrismService
 from prism.synth import speak
@@ -49,3 +52,26 @@ def run(out: Console) -> None:
         print_search(service.search(audio=voice, k=3))
     out.rule("image: a photo of a cat")
     print_search(service.search(image=DEMO_CATALOG / "query-cat.jpg", k=3))
+    out.rule("agent: an explained recommendation from the embedded LLM")
+    ask_agent(service, out, "I'd like a calm film about space. What do you recommend, and why?")
+
+
+def ask_agent(service: PrismService, out: Console, request: str) -> None:
+    """One agent turn, streamed: tool calls as they happen, the answer with its evidence."""
+    from agent.agent import Agent
+    from agent.backends import chat_model
+
+    out.print(f"[bold]you:[/] {request}")
+    out.print("[dim]starting the embedded LLM (first run assembles it from its wheels)...[/]")
+    agent = Agent(service, chat_model(service.settings))
+
+    def on_event(event: dict) -> None:
+        if event["type"] == "tool" and event["status"] == "start":
+            out.print(f"[dim]→ {event['name']} {json.dumps(event['arguments'], ensure_ascii=False)}[/]")
+
+    result = agent.run_turn(time.strftime("demo-%Y%m%d-%H%M%S"), request, on_event=on_event)
+    out.print(f"[bold]prism:[/] {escape(result.text)}", highlight=False)
+    t = result.trace
+    out.print(f"[dim]{t.latency_seconds:.1f}s, {t.tool_calls} tool call(s), {t.prompt_tokens} prompt tokens "
+              f"({t.cached_tokens} from the prompt cache), {t.completion_tokens} generated, "
+              f"{len(t.violations)} grounding violation(s); `prism trace {result.session_id}` shows every step[/]")

@@ -1,0 +1,55 @@
+"""One real turn on the embedded LLM (the GGUF assembled from its wheels, served in-process by
+xllamacpp), with the real tools over a real Chroma store of the demo catalog."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.agent import Agent
+from agent.backends import chat_model
+from agent.evidence import validate
+from agent.sessions import SessionStore
+from prism.service import PrismService
+from prism.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_service(tmp_path_factory, demo_catalog, model_cache) -> PrismService:
+    home = tmp_path_factory.mktemp("llm-home")
+    service = PrismService(Settings(home=home, model_cache_dir=model_cache, multilingual_model="none"))
+    assert service.ingest(demo_catalog).ingested == 10
+    return service
+
+
+def test_a_real_embedded_llm_turn_calls_a_tool_and_answers_with_grounded_picks(demo_service, tmp_path):
+    llm = chat_model(demo_service.settings)
+    assert llm.name == "embedded qwen2.5-coder-1.5b-q4km" and not llm.native_tools
+    agent = Agent(demo_service, llm, SessionStore(tmp_path / "sessions.sqlite3"))
+    tokens = []
+    result = agent.run_turn("ci", "a calm film about space",
+                            on_event=lambda e: tokens.append(e["text"]) if e["type"] == "token" else None)
+    trace = result.trace
+    assert trace.invalid_steps == 0 and not trace.fallback  # constrained decoding: every step parses
+    assert trace.tool_calls >= 1 and trace.steps[0].kind == "llm" and trace.steps[1].kind == "tool"
+    assert result.answer.picks, result.text
+    assert not validate(result.answer, _ledger_of(result), demo_service.store)
+    picked = {p.item_id for p in result.answer.picks}
+    assert picked & {"quiet-orbit", "deep-field", "lost-in-the-stars", "launch-window"}, result.text
+    assert tokens and result.text.startswith("".join(tokens).strip()[:20])  # the message was streamed
+    # The system prompt is processed once: the second step reuses its KV cache.
+    second = [s for s in trace.steps if s.kind == "llm"][1]
+    assert second.cached_tokens >= 300 and trace.prompt_tokens > trace.cached_tokens
+
+
+def _ledger_of(result):
+    """The turn's ledger rebuilt from what the answer cites (ids, items and texts)."""
+    from agent.evidence import Ledger, EvidenceRef
+
+    ledger = Ledger()
+    for pick in result.answer.picks:
+        ledger.add_candidate(pick.item_id, pick.item_id)
+    for key, ref in result.evidence.items():
+        ledger.evidence[key] = EvidenceRef(key, ref["kind"], ref["text"], ref["item_id"])
+    return ledger
