@@ -77,6 +77,7 @@ class TurnResult(BaseModel):
     request: str
     answer: Answer
     text: str
+    titles: dict[str, str] = Field(default_factory=dict, description="The picked items' titles by id.")
     evidence: dict[str, dict] = Field(description="The cited evidence by id: kind, item_id, text.")
     trace: Trace
 
@@ -168,6 +169,7 @@ class Agent:
                                                           if v is not None},
             answer=answer.model_dump(), text=text, trace=trace.model_dump(), created=time.time()))
         result = TurnResult(session_id=session_id, turn=number, request=request, answer=answer, text=text,
+                            titles={p.item_id: ctx.ledger.candidates.get(p.item_id, p.item_id) for p in answer.picks},
                             evidence={k: {"kind": r.kind, "item_id": r.item_id, "text": r.text}
                                       for k, r in cited.items()}, trace=trace)
         emit({"type": "answer", "result": result.model_dump()})

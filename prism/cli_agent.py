@@ -144,3 +144,24 @@ def register(app: typer.Typer, out: Console, console: Console, fail) -> None:
                       f"({t['cached_tokens']} cached), invalid steps {t['invalid_steps']}, violations "
                       f"{len(t['violations'])}, dropped {t['dropped_picks']}, fallback {t['fallback']}",
                       highlight=False)
+
+    @app.command()
+    def serve(
+        host: Annotated[Optional[str], typer.Option("--host", help="Address to bind (default: settings.api_host, 127.0.0.1).")] = None,
+        port: Annotated[Optional[int], typer.Option("--port", help="Port (default: settings.api_port, 8000).")] = None,
+    ) -> None:
+        """Serve the HTTP API (docs at /docs) and the web chat (at /). Models load once, at start-up.
+        Beyond loopback, bearer-token auth is on: set PRISM_API_TOKEN."""
+        import uvicorn
+
+        from prism.api.app import create_app
+        from prism.settings import get_settings
+
+        settings = get_settings()
+        host, port = host or settings.api_host, port if port is not None else settings.api_port
+        try:
+            app_ = create_app(host=host)
+        except PrismError as exc:
+            fail(str(exc))
+        console.print(f"Prism on http://{host}:{port} (API docs at /docs); loading models...", highlight=False)
+        uvicorn.run(app_, host=host, port=port, log_level="info")

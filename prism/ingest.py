@@ -105,7 +105,8 @@ class Ingestor:
             image = load_image(path, self.settings.max_image_bytes)
             caption = caption_backend(self.settings).caption(image)
             name = f"caption:{index}"
-            prepared.derived.append({"kind": "caption", "field": name, "source": path.name, "text": caption.text,
+            prepared.derived.append({"kind": "caption", "field": name, "source": path.name, "path": str(path),
+                                     "text": caption.text,
                                      "ocr": [line.text for line in caption.ocr],
                                      "provenance": caption.provenance.model_dump()})
             if caption.feature is not None:
@@ -113,6 +114,7 @@ class Ingestor:
         for index, path in enumerate(item.audio):
             result = transcribe_audio(TranscribeAudioInput(path=path), self.settings)
             prepared.derived.append({"kind": "transcript", "field": f"transcript:{index}", "source": path.name,
+                                     "path": str(path),
                                      "text": result.text, "language": result.language,
                                      "segments": [s.model_dump() for s in result.segments],
                                      "provenance": result.provenance.model_dump()})

@@ -22,3 +22,9 @@ def once(key: tuple, factory: Callable[[], T]) -> T:
         if key not in _loaded:
             _loaded[key] = factory()
         return _loaded[key]  # type: ignore[return-value]
+
+
+def loaded_names() -> list[str]:
+    """What is loaded in this process: the first element of each key (the model's kind)."""
+    with _lock:
+        return sorted({str(key[0]) for key in _loaded})

@@ -44,6 +44,17 @@ class PrismService:
         rows = read_catalog(Path(path), self.settings.max_line_bytes)
         return Ingestor(self.settings, self.store).run(rows, limit=limit, on_batch=on_batch)
 
+    def ingest_item(self, record: dict, base: Path) -> IngestSummary:
+        """Ingest one item given as a catalog record (media paths relative to ``base``): the
+        same validation and pipeline as ``ingest``; a bad record is reported in ``failed``."""
+        from prism.catalog import CatalogRow, parse_item
+
+        try:
+            row = CatalogRow("request", item=parse_item(record, Path(base)))
+        except ValueError as exc:
+            row = CatalogRow("request", error=str(exc))
+        return Ingestor(self.settings, self.store).run(iter([row]))
+
     def search(self, text: str | None = None, image: Path | None = None, audio: Path | None = None,
                k: int = 10, where: dict | None = None) -> SearchResult:
         """Nearest items to a text, image and/or voice query, with matched evidence."""

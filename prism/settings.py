@@ -120,6 +120,14 @@ class Settings(BaseSettings):
     agent_history_turns: int = Field(3, ge=0, description="Earlier turns of the session replayed to the LLM.")
     agent_max_picks: int = Field(3, ge=1, le=10, description="Most items one answer recommends.")
 
+    # The HTTP API (prism serve).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
+    api_auth: Literal["auto", "on", "off"] = Field(
+        "auto", description="Bearer-token auth: auto = on when bound beyond loopback; on needs api_token.")
+    api_token: SecretStr | None = Field(None, description="The bearer token clients must send.")
+    api_max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest accepted upload.")
+
     # Offline evaluation: the MovieLens-100K-MM folder (ratings.tsv, items.jsonl, posters/).
     movielens_dir: Path = Path("../shared/data/movielens-100k-mm")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,54 @@ def movielens_dir() -> Path:
     if not (MOVIELENS / "ratings.tsv").is_file():
         pytest.fail(f"MovieLens-100K-MM is missing at {MOVIELENS}; tests need the shared data set")
     return MOVIELENS
+
+
+@contextmanager
+def serve_app(app):
+    """Run an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def api_home(tmp_path_factory, demo_catalog, movielens_dir, model_cache) -> dict:
+    """The demo catalog plus 25 MovieLens items in one store, and a tiny fusion model trained
+    on those items' ratings: what the HTTP and browser tests serve."""
+    from prism.service import PrismService
+
+    home = tmp_path_factory.mktemp("api-home")
+    settings = Settings(home=home, model_cache_dir=model_cache, multilingual_model="none",
+                        movielens_dir=movielens_dir)
+    service = PrismService(settings)
+    assert service.ingest(demo_catalog).ingested == 10
+    assert service.ingest(movielens_dir, limit=25).ingested == 25
+    ids = set(service.store.all_item_ids())
+    lines = [line for line in (movielens_dir / "ratings.tsv").read_text().splitlines() if line.split("\t")[1] in ids]
+    ratings = home / "ratings.tsv"
+    ratings.write_text("\n".join(lines) + "\n")
+    service.train(ratings=ratings, epochs=2, device="cpu", name="api")
+    users: dict[str, int] = {}
+    for line in lines:
+        users[line.split("\t")[0]] = users.get(line.split("\t")[0], 0) + 1
+    user = sorted((u for u, n in users.items() if 5 <= n <= 15), key=int)[0]
+    return {"home": home, "settings": settings, "user": user}

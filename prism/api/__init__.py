@@ -1,0 +1,1 @@
+"""Prism over HTTP: the FastAPI app (``prism serve``), its uploads checks and the web chat page."""

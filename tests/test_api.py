@@ -1,0 +1,214 @@
+"""The HTTP API over a real uvicorn server on loopback, a real Chroma store, real models for
+search, captions and speech, and a policy-scripted chat model (tests/policy_chat.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from conftest import serve_app
+from policy_chat import PolicyChat
+from prism.api.app import create_app
+from prism.errors import PrismError
+from prism.service import PrismService
+from prism.synth import speak
+
+
+@pytest.fixture(scope="module")
+def api(api_home):
+    """(base URL, the chat model) of a server over the shared API home."""
+    llm = PolicyChat(delay=0.3)
+    app = create_app(PrismService(api_home["settings"]), llm=llm)
+    with serve_app(app) as url:
+        yield url, llm
+
+
+def sse(response: httpx.Response) -> list[tuple[str, dict]]:
+    events, name, data = [], "message", ""
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data += line[5:].strip()
+        elif not line and data:
+            events.append((name, json.loads(data)))
+            name, data = "message", ""
+    return events
+
+
+def chat(url: str, session: str, text: str = "", files: dict | None = None, **form) -> list[tuple[str, dict]]:
+    with httpx.stream("POST", f"{url}/v1/chat", data={"session_id": session, "text": text, **form},
+                      files=files, timeout=120) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return sse(response)
+
+
+def test_health_reports_models_and_chroma(api, api_home):
+    url, _ = api
+    body = httpx.get(f"{url}/healthz").json()
+    assert body["status"] == "ok" and body["chroma"] == {"reachable": True, "items": 35}
+    assert body["models"]["chat_model"] == "policy" and "minilm" in body["models"]["loaded"]
+    assert "/v1/chat" in httpx.get(f"{url}/openapi.json").json()["paths"]
+
+
+def test_chat_streams_tool_events_tokens_and_a_grounded_answer(api):
+    url, _ = api
+    events = chat(url, "api-1", "a calm film about space")
+    kinds = [name for name, _ in events]
+    assert kinds[0] == "tool" and "token" in kinds and kinds[-1] == "answer"
+    assert kinds.index("tool") < kinds.index("token")
+    answer = events[-1][1]
+    assert answer["answer"]["picks"][0]["item_id"] == "quiet-orbit" and answer["titles"]["quiet-orbit"] == "Quiet Orbit"
+    cited = next(iter(answer["evidence"].values()))
+    assert cited["item_id"] == "quiet-orbit" and cited["text"]
+    streamed = "".join(p["text"] for n, p in events if n == "token")
+    assert streamed == "For 'a calm film about space', try this."
+    session = httpx.get(f"{url}/v1/sessions/api-1").json()
+    assert session["turns"][0]["request"] == "a calm film about space"
+    assert [s["name"] for s in session["turns"][0]["trace"]["steps"]] == ["step", "search_catalog", "step"]
+
+
+def test_chat_with_an_uploaded_image_and_voice(api, demo_catalog, tmp_path):
+    url, _ = api
+    with open(demo_catalog / "query-cat.jpg", "rb") as image:
+        events = chat(url, "api-2", "a film like this", files={"image": ("whatever.bin", image, "application/octet-stream")})
+    assert [p["name"] for n, p in events if n == "tool" and p["status"] == "start"] == ["caption_image", "search_catalog"]
+    assert events[-1][1]["answer"]["picks"][0]["item_id"] == "whiskers"
+    voice = speak("A mystery with a detective at the harbour.", tmp_path / "voice.wav")
+    with open(voice, "rb") as audio:
+        events = chat(url, "api-3", files={"audio": ("clip", audio, "audio/wav")})
+    assert events[-1][1]["answer"]["picks"][0]["item_id"] == "midnight-harbour"
+
+
+def test_bad_input_gets_clear_4xx_errors(api, tmp_path):
+    url, _ = api
+    fake = tmp_path / "poster.jpg"
+    fake.write_text("not an image at all")
+    with open(fake, "rb") as handle:
+        response = httpx.post(f"{url}/v1/chat", data={"session_id": "api-4", "text": "x"},
+                              files={"image": ("poster.jpg", handle, "image/jpeg")})
+    assert response.status_code == 415 and "'image' is not a readable image" in response.json()["detail"]
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"RIFF\0\0\0\0WAVE" + b"\0" * (10 * 1024 * 1024 + 10))
+    with open(big, "rb") as handle:
+        response = httpx.post(f"{url}/v1/chat", data={"session_id": "api-4", "text": "x"},
+                              files={"audio": ("big.wav", handle, "audio/wav")})
+    assert response.status_code == 413 and "larger than" in response.json()["detail"]
+    response = httpx.post(f"{url}/v1/chat", data={"session_id": "../../etc", "text": "x"})
+    assert response.status_code == 400 and "session id" in response.json()["detail"]
+    assert httpx.post(f"{url}/v1/chat", data={"session_id": "api-4", "text": "  "}).status_code == 400
+    assert httpx.post(f"{url}/v1/chat", data={"text": "x"}).status_code == 422  # no session id
+    assert httpx.get(f"{url}/v1/sessions/never-was").status_code == 404
+    assert httpx.get(f"{url}/v1/items/nope").status_code == 404
+    item = json.dumps({"item_id": "evil", "title": "Evil", "image": "../../../etc/passwd"})
+    response = httpx.post(f"{url}/v1/items", data={"item": item})
+    assert response.status_code == 400 and "must not name media paths" in response.json()["detail"]
+    assert httpx.post(f"{url}/v1/items", data={"item": "{not json"}).status_code == 400
+    response = httpx.post(f"{url}/v1/items", data={"item": json.dumps({"item_id": "x"})})
+    assert response.status_code == 422 and "title" in response.json()["detail"]
+
+
+def test_items_are_ingested_with_uploaded_files_idempotently(api, demo_catalog):
+    url, _ = api
+    item = json.dumps({"item_id": "api-item", "title": "Harbour Lights", "genres": ["Drama"],
+                       "description": "A lighthouse keeper's daughter paints the ships of a small harbour."})
+    for expected in ("ingested", "unchanged"):
+        with open(demo_catalog / "images" / "whiskers.jpg", "rb") as poster:
+            response = httpx.post(f"{url}/v1/items", data={"item": item},
+                                  files={"images": ("p.jpg", poster, "image/jpeg")}, timeout=120)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == expected
+    got = httpx.get(f"{url}/v1/items/api-item").json()
+    caption = got["derived"][0]
+    assert caption["kind"] == "caption" and "path" not in caption and caption["url"] == "/v1/items/api-item/image/0"
+    assert "lighthouse" in got["document"]
+    image = httpx.get(url + caption["url"])
+    assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"
+    assert httpx.get(f"{url}/v1/items/api-item/audio/0").status_code == 404
+    hits = httpx.post(f"{url}/v1/chat", data={"session_id": "api-5", "text": "a lighthouse keeper painting ships"})
+    assert "api-item" in hits.text
+
+
+def test_recommend_returns_scores_reasons_and_evidence(api, api_home):
+    url, _ = api
+    body = httpx.post(f"{url}/v1/recommend", data={"user_id": api_home["user"], "k": 3, "text": "a space adventure"},
+                      timeout=120).json()
+    assert len(body["items"]) == 3 and body["query_weight"] == 0.5
+    first = body["items"][0]
+    assert {"score", "user_score", "query_score", "modalities", "because", "evidence", "reason"} <= set(first)
+    assert first["reason"].startswith("because you liked ") and "query" in first["reason"]
+    assert httpx.post(f"{url}/v1/recommend", data={"user_id": "999999"}).status_code == 400
+    assert httpx.post(f"{url}/v1/recommend", data={"user_id": api_home["user"], "k": 0}).status_code == 400
+
+
+def test_openai_compatible_facade_works_with_the_openai_client(api, demo_catalog):
+    from openai import OpenAI
+
+    url, _ = api
+    client = OpenAI(base_url=f"{url}/v1", api_key="unused")
+    reply = client.chat.completions.create(model="prism", messages=[{"role": "user", "content": "a calm film about space"}])
+    assert "Quiet Orbit" in reply.choices[0].message.content
+    assert reply.model_extra["prism"]["answer"]["picks"][0]["item_id"] == "quiet-orbit"
+    image = base64.b64encode((demo_catalog / "query-cat.jpg").read_bytes()).decode()
+    stream = client.chat.completions.create(model="prism", stream=True, user="oai-cat", messages=[
+        {"role": "user", "content": [{"type": "text", "text": "something like this"},
+                                     {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{image}"}}]}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "Whiskers" in text and chunks[-1].choices[0].finish_reason == "stop"
+    bad = httpx.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "http://example.com/x.jpg"}}]}]})
+    assert bad.status_code == 400 and "fetches no URLs" in bad.json()["detail"]
+
+
+def test_one_session_is_serialised_and_different_sessions_run_concurrently(api):
+    url, llm = api
+    requests = [("api-same", "same one"), ("api-same", "same two"), ("api-a", "cats please"), ("api-b", "space please")]
+    results: dict[str, list] = {}
+
+    def send(session: str, text: str) -> None:
+        results[text] = chat(url, session, text)
+
+    threads = [threading.Thread(target=send, args=r) for r in requests]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    spans = {text: [(s, e) for req, s, e in llm.spans if req == text] for _, text in requests}
+
+    def window(text):
+        return min(s for s, _ in spans[text]), max(e for _, e in spans[text])
+
+    (s1, e1), (s2, e2) = window("same one"), window("same two")
+    assert e1 <= s2 or e2 <= s1  # the two turns of one session never overlap
+    (a1, a2), (b1, b2) = window("cats please"), window("space please")
+    assert a1 < b2 and b1 < a2  # two sessions did overlap
+    for text in ("cats please", "space please"):  # and each got its own answer
+        assert results[text][-1][1]["answer"]["message"] == f"For '{text}', try this."
+    turns = httpx.get(f"{url}/v1/sessions/api-same").json()["turns"]
+    assert sorted(t["request"] for t in turns) == ["same one", "same two"]
+
+
+def test_bearer_token_auth(api_home):
+    settings = api_home["settings"].model_copy(update={"api_auth": "on", "api_token": "s3cret-token"})
+    with pytest.raises(PrismError, match="PRISM_API_TOKEN"):
+        create_app(PrismService(api_home["settings"]), llm=PolicyChat(), host="0.0.0.0", warm=False)
+    app = create_app(PrismService(settings.model_copy(update={"api_token": None, "api_auth": "off"})),
+                     llm=PolicyChat(), host="0.0.0.0", warm=False)  # explicitly off: allowed
+    assert app is not None
+    from pydantic import SecretStr
+
+    settings = settings.model_copy(update={"api_token": SecretStr("s3cret-token")})
+    with serve_app(create_app(PrismService(settings), llm=PolicyChat(), warm=False)) as url:
+        assert httpx.get(f"{url}/v1/items/quiet-orbit").status_code == 401
+        assert httpx.get(f"{url}/v1/items/quiet-orbit", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok = httpx.get(f"{url}/v1/items/quiet-orbit", headers={"Authorization": "Bearer s3cret-token"})
+        assert ok.status_code == 200 and ok.json()["metadata"]["title"] == "Quiet Orbit"
+        assert httpx.get(f"{url}/healthz").status_code in (200, 503)  # health needs no token
+        assert httpx.get(f"{url}/").status_code == 200
