@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test eval bench clean system-deps
 
-# Debian packages: espeak-ng synthesises the demo's and tests' speech.
+# Debian packages: espeak-ng synthesises the demo's and tests' speech; chromium runs the web
+# chat's browser test (driven by Playwright).
 system-deps:
-	@command -v espeak-ng >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; \
-	  else echo "please install espeak-ng (sudo apt-get install espeak-ng)"; exit 1; fi; }
+	@{ command -v espeak-ng >/dev/null 2>&1 && [ -x /usr/bin/chromium ]; } || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq espeak-ng chromium >/dev/null; \
+	  else echo "please install espeak-ng and chromium (sudo apt-get install espeak-ng chromium)"; exit 1; fi; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -103,7 +103,7 @@ class Agent:
         assert session is not None
         ctx = TurnContext(self.service, self.sessions, session_id, session.user_id, image=image, audio=audio,
                           preferences=list(session.preferences), k=self.settings.agent_candidates)
-        tools = build_tools(ctx, year_filters=self.llm.native_tools)
+        tools = build_tools(ctx, filters=self.llm.native_tools)
         trace = Trace(backend=self.llm.name)
         messages = self._opening(session, request, ctx, tools)
         answer: Answer | None = None

@@ -50,16 +50,16 @@ class TurnContext:
 class SearchCatalogArgs(BaseModel):
     query: str = Field(description="What to look for, in the user's words (any language).")
     genre: str | None = Field(None, description="Only items of this genre, e.g. Comedy.")
-    # Year filters: on the JSON-schema path a small model fills every optional field it is
-    # offered (1.5B: year ranges on 3 of 3 requests that named no year), so they are offered
-    # only to endpoints with native tool calls.
     year_min: int | None = Field(None, description="Only items from this year on.")
     year_max: int | None = Field(None, description="Only items up to this year.")
 
 
-class SearchCatalogBasicArgs(BaseModel):
+class SearchCatalogQueryArgs(BaseModel):
+    # The metadata filters are offered to endpoints with native tool calls only: on the
+    # JSON-schema path the 1.5B model filled every optional filter it was offered, unasked
+    # (genre "space" for "a calm film about space", year ranges on 3 of 3 requests; 9 of 20
+    # benchmark turns), which emptied the results or confused its answer.
     query: str = Field(description="What to look for, in the user's words (any language).")
-    genre: str | None = Field(None, description="Only items of this genre, e.g. Comedy.")
 
 
 class RecommendArgs(BaseModel):
@@ -165,8 +165,8 @@ def _hits_text(ctx: TurnContext, hits: list[SearchHit]) -> str:
 
 
 # --- the tools --------------------------------------------------------------------------------
-def build_tools(ctx: TurnContext, year_filters: bool = True) -> list[StructuredTool]:
-    """The eight tools, bound to one turn's context (``year_filters``: see SearchCatalogArgs)."""
+def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
+    """The eight tools, bound to one turn's context (``filters``: see SearchCatalogQueryArgs)."""
     service = ctx.service
 
     def search_catalog(query: str, genre: str | None = None, year_min: int | None = None,
@@ -246,7 +246,7 @@ def build_tools(ctx: TurnContext, year_filters: bool = True) -> list[StructuredT
         return f"remembered: {kind} {value}" if new else f"already known: {kind} {value}"
 
     specs = [
-        (search_catalog, SearchCatalogArgs if year_filters else SearchCatalogBasicArgs,
+        (search_catalog, SearchCatalogArgs if filters else SearchCatalogQueryArgs,
          "Find catalog items matching a description (any language)."),
         (recommend_for_user, RecommendArgs, "Personal recommendations for a user from their history."),
         (find_similar, FindSimilarArgs, "Items similar to a given item, by story, poster or overall."),

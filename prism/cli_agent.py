@@ -160,7 +160,7 @@ def register(app: typer.Typer, out: Console, console: Console, fail) -> None:
         settings = get_settings()
         host, port = host or settings.api_host, port if port is not None else settings.api_port
         try:
-            app_ = create_app(host=host)
+            app_ = create_app(host=host, warm=settings.api_warm)
         except PrismError as exc:
             fail(str(exc))
         console.print(f"Prism on http://{host}:{port} (API docs at /docs); loading models...", highlight=False)

@@ -127,6 +127,8 @@ class Settings(BaseSettings):
         "auto", description="Bearer-token auth: auto = on when bound beyond loopback; on needs api_token.")
     api_token: SecretStr | None = Field(None, description="The bearer token clients must send.")
     api_max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest accepted upload.")
+    api_warm: bool = Field(True, description="Load the chat model and encoders when the server starts "
+                           "(false: on first use, e.g. for item-only workers).")
 
     # Offline evaluation: the MovieLens-100K-MM folder (ratings.tsv, items.jsonl, posters/).
     movielens_dir: Path = Path("../shared/data/movielens-100k-mm")

@@ -65,3 +65,51 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server, demo_catalog, 
     again = PrismService(Settings(home=tmp_path / "other", model_cache_dir=model_cache, chroma_host="127.0.0.1",
                                   chroma_port=port)).ingest(demo_catalog)
     assert again.skipped == 10 and again.ingested == 0
+
+
+@pytest.mark.slow
+def test_two_prism_serve_workers_share_one_chroma_server(chroma_server, demo_catalog, model_cache, tmp_path):
+    """Two `prism serve` processes over one Chroma server (and one home for uploads and
+    sessions): an item added through one is served by the other."""
+    import json
+    import os
+
+    import httpx
+
+    port, _ = chroma_server
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")}
+    env.update(PRISM_HOME=str(tmp_path / "home"), PRISM_MODEL_CACHE_DIR=str(model_cache), PRISM_CHROMA_HOST="127.0.0.1",
+               PRISM_CHROMA_PORT=str(port), PRISM_MULTILINGUAL_MODEL="none", PRISM_API_WARM="false",
+               PRISM_COLLECTION_PREFIX="workers")
+    prism = Path(sys.executable).with_name("prism")
+    ports = [free_port(), free_port()]
+    workers = [subprocess.Popen([str(prism), "serve", "--port", str(p)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=open(tmp_path / f"worker-{p}.log", "w")) for p in ports]
+    try:
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        deadline = time.monotonic() + 90
+        for url in urls:
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, (tmp_path / f"worker-{url[-5:]}.log").read_text()[-2000:]
+                time.sleep(0.5)
+        item = json.dumps({"item_id": "shared-1", "title": "Two Harbours",
+                           "description": "Two ferry captains race each other across a foggy bay."})
+        with open(demo_catalog / "images" / "morning-roast.jpg", "rb") as poster:
+            added = httpx.post(f"{urls[0]}/v1/items", data={"item": item},
+                               files={"images": ("p.jpg", poster, "image/jpeg")}, timeout=180)
+        assert added.status_code == 200 and added.json()["status"] == "ingested", added.text
+        seen = httpx.get(f"{urls[1]}/v1/items/shared-1", timeout=60)
+        assert seen.status_code == 200 and "ferry captains" in seen.json()["document"]
+        assert httpx.get(urls[1] + seen.json()["derived"][0]["url"]).status_code == 200
+        health = [httpx.get(f"{u}/healthz").json() for u in urls]
+        assert [h["chroma"] for h in health] == [{"reachable": True, "items": 1}] * 2
+        assert health[0]["models"]["chat_model"] is None  # api_warm=false: no LLM loaded for item work
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=20)

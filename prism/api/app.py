@@ -313,7 +313,8 @@ def _health(prism: Prism) -> dict:
         chroma["items"] = prism.service.store.count_items()
     except Exception as exc:  # whatever the client raises, health reports it
         chroma = {"reachable": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    # chat_model None: not loaded yet (a server started with api_warm=false loads it on first chat).
     models = {"chat_model": prism._agent.llm.name if prism._agent else None, "loaded": loaded_names()}
-    ok = chroma["reachable"] and prism._agent is not None
-    return JSONResponse({"status": "ok" if ok else "degraded", "chroma": chroma, "models": models},
+    ok = chroma["reachable"]
+    return JSONResponse({"status": "ok" if ok else "unavailable", "chroma": chroma, "models": models},
                         status_code=200 if ok else 503)

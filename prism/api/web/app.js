@@ -72,7 +72,8 @@ async function send(event) {
   form.append("text", text);
   if (image) form.append("image", image);
   if (audio) form.append("audio", audio, audio.name || "voice.webm");
-  $("log").appendChild(el("div", "msg user", text || "(attachment)" ));
+  const attached = [image && "image " + image.name, audio && "voice message"].filter(Boolean).join(", ");
+  $("log").appendChild(el("div", "msg user", (text || "") + (attached ? ` [${attached}]` : "")));
   $("text").value = ""; $("image").value = ""; $("audio").value = ""; recorded = null;
   $("attached").textContent = "";
   $("send").disabled = true;
