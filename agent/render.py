@@ -13,9 +13,9 @@ KIND_LABEL = {"plot": "plot", "caption": "poster", "transcript": "audio", "metad
 def whole_sentences(text: str, cap: int) -> str:
     """``text`` if it is shorter than ``cap`` (it ended on its own); a text cut off at the cap
     loses its unfinished last sentence (or clause), so nobody reads half a sentence."""
-    text = text.strip()
     if len(text) < cap:
-        return text
+        return text.strip()
+    text = text.strip()
     for marks in (".!?", ";,"):
         end = max(text.rfind(m) for m in marks)
         if end > 0:

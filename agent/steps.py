@@ -23,7 +23,7 @@ from langchain_core.tools import StructuredTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ValidationError
 
-from agent.evidence import Answer, Ledger
+from agent.evidence import USER_KINDS, Answer, Ledger
 
 # Caps, not targets: the prompt asks for one short sentence; the grammar cuts off a runaway.
 REASON_CHARS = 110
@@ -67,14 +67,21 @@ def tool_signatures(tools: list[StructuredTool]) -> str:
 
 
 def answer_schema(ledger: Ledger, max_picks: int) -> dict:
-    """The answer's schema; ids are limited to what ``ledger`` holds."""
-    if ledger.candidates and ledger.evidence:
-        pick = {"type": "object", "properties": {
-            "item_id": {"type": "string", "enum": list(ledger.candidates)},
-            "reason": {"type": "string", "maxLength": REASON_CHARS},
-            "evidence": {"type": "array", "items": {"type": "string", "enum": list(ledger.evidence)},
-                         "minItems": 1, "maxItems": 2}},
-            "required": ["item_id", "reason", "evidence"]}
+    """The answer's schema; ids are limited to what ``ledger`` holds, and each item may cite
+    only its own evidence or evidence about the user (one alternative per candidate)."""
+    about_user = [r.id for r in ledger.evidence.values() if r.kind in USER_KINDS]
+    alternatives = []
+    for item_id in ledger.candidates:
+        own = [r.id for r in ledger.evidence.values() if r.item_id == item_id and r.kind not in USER_KINDS]
+        if own or about_user:
+            alternatives.append({"type": "object", "properties": {
+                "item_id": {"type": "string", "enum": [item_id]},
+                "reason": {"type": "string", "maxLength": REASON_CHARS},
+                "evidence": {"type": "array", "items": {"type": "string", "enum": own + about_user},
+                             "minItems": 1, "maxItems": 2}},
+                "required": ["item_id", "reason", "evidence"]})
+    if alternatives:
+        pick = alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
         picks = {"type": "array", "items": pick, "maxItems": max_picks}
     else:
         picks = {"type": "array", "maxItems": 0}

@@ -104,6 +104,7 @@ def run_model(service: PrismService, model: str, cases: list[dict]) -> dict:
     sessions = SessionStore(settings.home / f"bench-{model}.sqlite3")
     agent = Agent(svc, llm, sessions)
     warm = agent.run_turn(f"warmup-{time.time_ns()}", "a film about the sea")  # loads encoders, fills caches
+    run_id = time.strftime("%Y%m%d%H%M%S")  # fresh sessions: a rerun must not replay an earlier run's turns
     rows = []
     for case in cases:
         first_event: list[float] = []
@@ -113,7 +114,7 @@ def run_model(service: PrismService, model: str, cases: list[dict]) -> dict:
             if not first_event and event["type"] in ("tool", "token"):
                 first_event.append(time.perf_counter() - began)
 
-        result = agent.run_turn(f"{case['session']}-{model}", case["text"], image=case.get("image"),
+        result = agent.run_turn(f"{case['session']}-{model}-{run_id}", case["text"], image=case.get("image"),
                                 audio=case.get("audio"), user_id=case.get("user"), on_event=on_event)
         t = result.trace
         llm_steps = [s for s in t.steps if s.kind == "llm"]

@@ -22,7 +22,7 @@ import os
 import platform
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from urllib.parse import urlparse
 
 import httpx
@@ -110,31 +110,12 @@ def run(url: str, sessions: int, turns: int, user: str | None, token: str | None
             **out}
 
 
-@contextmanager
 def own_server():
     """The app over the process settings, served on a free loopback port in this process."""
     from prism.api.app import create_app
+    from prism.api.background import serve_in_thread
 
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(host="127.0.0.1")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:  # the lifespan warms the models first
-        if not thread.is_alive():
-            raise SystemExit("the server did not start")
-        time.sleep(0.2)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    return serve_in_thread(create_app(host="127.0.0.1"))
 
 
 def main() -> None:

@@ -354,7 +354,14 @@ def train(service: "PrismService", ratings: Path, min_rating: float | None = Non
     # Fused vectors come from the saved file (CPU), exactly what serving and ingestion compute.
     served = Served(pointer, load_checkpoint(path, "cpu"))
     written = write_fused(store, settings, served, catalog)
+    previous = current(settings)
     set_current(settings, pointer)
+    # Keep the new space and the one it replaces (a rollback needs only the pointer file);
+    # older fused spaces would otherwise pile up with every retraining.
+    keep = {pointer.space} | ({previous.space} if previous else set())
+    for space in store.spaces("fused-"):
+        if space not in keep:
+            store.drop_space(space)
     return TrainSummary(
         name=name, path=str(path), sha256=sha, space=pointer.space, fusion=fusion, modalities=list(modalities),
         device=info["device"], epochs=info["epochs"], max_epochs=epochs, best_epoch=info["best_epoch"],

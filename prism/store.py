@@ -84,6 +84,17 @@ class Store:
             )
         return self._collections[name]
 
+    def spaces(self, starting_with: str = "") -> list[str]:
+        """Names (without the prefix) of the stored spaces whose name starts with ``starting_with``."""
+        head = f"{self.settings.collection_prefix}-"
+        names = [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+        return sorted(n[len(head):] for n in names if n.startswith(head + starting_with))
+
+    def drop_space(self, name: str) -> None:
+        """Delete the space ``name`` and all its vectors."""
+        self.client.delete_collection(f"{self.settings.collection_prefix}-{name}")
+        self._collections.pop(name, None)
+
     # --- item records -----------------------------------------------------------------
     def item_hashes(self, item_ids: Sequence[str]) -> dict[str, str]:
         """Content hashes of the committed items among ``item_ids``."""

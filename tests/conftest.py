@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from prism.api.background import serve_in_thread
 from prism.demo import DEMO_CATALOG, ensure_demo_audio
 from prism.settings import Settings
 
@@ -60,31 +60,7 @@ def movielens_dir() -> Path:
     return MOVIELENS
 
 
-@contextmanager
-def serve_app(app):
-    """Run an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+serve_app = serve_in_thread  # tests import it from here
 
 
 @pytest.fixture(scope="session")

@@ -94,7 +94,10 @@ def test_tool_selection_search_then_a_grounded_answer(service, sessions):
     second = llm.calls[1]
     assert '<data tool="search_catalog">' in last_user(second)
     answer_schema = second["json_schema"]["anyOf"][-1]["properties"]["answer"]
-    assert set(answer_schema["properties"]["picks"]["items"]["properties"]["item_id"]["enum"]) == set(items_shown(second))
+    alternatives = answer_schema["properties"]["picks"]["items"]["anyOf"]
+    assert [a["properties"]["item_id"]["enum"] for a in alternatives] == [[i] for i in items_shown(second)]
+    orbit = next(a for a in alternatives if a["properties"]["item_id"]["enum"] == ["quiet-orbit"])
+    assert orbit["properties"]["evidence"]["items"]["enum"] == evidence_of(second, "quiet-orbit")  # only its own
     # Streamed: the message arrived as tokens before the final answer event.
     assert "".join(e["text"] for e in events if e["type"] == "token").startswith("Here you go.")
     assert [e["status"] for e in events if e["type"] == "tool"] == ["start", "end"]
@@ -275,3 +278,12 @@ def test_the_validator_and_parsers_on_their_own(service):
     assert "".join(streamed) == 'Hello "there" é'
     with pytest.raises(PrismError, match="needs text"):
         Agent(service, ScriptedChat([])).run_turn("s11", "  ")
+
+
+def test_text_cut_off_by_the_grammar_loses_its_unfinished_sentence():
+    from agent.render import whole_sentences
+
+    cut = "Quiet Orbit is calm. The Deep Field is slow, meditative and about a "
+    assert whole_sentences(cut, len(cut)) == "Quiet Orbit is calm."
+    assert whole_sentences("No cut here, it ended.", 120) == "No cut here, it ended."
+    assert whole_sentences("One clause, and then the cap hit in the mid", 43) == "One clause…"

@@ -237,3 +237,6 @@ def test_cli_retrain_switches_to_a_new_space_and_leaves_the_old_one(trained, use
     assert service.store.collection(new.space).count() == n_items >= ITEMS
     np.testing.assert_array_equal(service.store.get_vectors(old.space, ["1|fused"])["1|fused"], old_vectors)
     assert service.recommend(user, k=2).checkpoint == "cli-run"
+    # A third training keeps its space and the one it replaces; the oldest is dropped.
+    third = service.train(ratings=trained["ratings"], epochs=1, device="cpu", name="third")
+    assert service.store.spaces("fused-") == sorted([third.space, new.space])
