@@ -37,6 +37,15 @@ from prism.service import PrismService
 EventCallback = Callable[[dict], None]
 
 
+def usable_tools(tools, ctx: TurnContext) -> list:
+    """The tools that can work in this turn: user tools need a linked user, caption_image an
+    attached image, transcribe_audio a voice message. The system prompt lists all of them
+    (it stays the same, so its KV cache is reused); the step's schema offers only these."""
+    needs = {"recommend_for_user": ctx.user_id, "get_user_history": ctx.user_id,
+             "caption_image": ctx.image, "transcribe_audio": ctx.audio}
+    return [t for t in tools if needs.get(t.name, True)]
+
+
 class StepTrace(BaseModel):
     kind: str  # "llm" or "tool"
     name: str
@@ -118,11 +127,12 @@ class Agent:
                 trace.first_token_seconds = time.perf_counter() - started
             emit({"type": "token", "text": text})
 
+        usable = usable_tools(tools, ctx)
         for step in range(self.settings.agent_max_steps):
             allow_tools = step < self.settings.agent_max_steps - 1
             stream = MessageStream(on_text)
             try:
-                reply = self._complete(messages, tools, ctx, allow_tools, on_token, trace)
+                reply = self._complete(messages, usable, ctx, allow_tools, on_token, trace)
             except LLMError as error:
                 trace.steps.append(StepTrace(kind="llm", name="error", seconds=0.0, error=str(error)))
                 break

@@ -90,6 +90,8 @@ def test_tool_selection_search_then_a_grounded_answer(service, sessions):
     cited = result.evidence[result.answer.picks[0].evidence[0]]
     assert cited["item_id"] == "quiet-orbit" and cited["text"] in service.get_item("quiet-orbit")["document"]
     assert "Quiet Orbit: A calm story in orbit." in result.text and cited["text"] in result.text
+    offered = [o["properties"]["tool"]["enum"][0] for o in llm.calls[0]["json_schema"]["anyOf"][:-1]]
+    assert offered == ["search_catalog", "find_similar", "get_item", "remember_preference"]  # no user, no media
     # The second step saw the results as delimited data and could only name what was retrieved.
     second = llm.calls[1]
     assert '<data tool="search_catalog">' in last_user(second)
@@ -196,6 +198,8 @@ def test_an_image_query_is_captioned_and_searched(service, sessions, demo_catalo
                                                     image=demo_catalog / "query-cat.jpg")
     assert [s.name for s in result.trace.steps if s.kind == "tool"] == ["caption_image", "search_catalog"]
     assert "cat" in result.trace.steps[1].output.lower()
+    offered = [o["properties"]["tool"]["enum"][0] for o in llm.calls[0]["json_schema"]["anyOf"][:-1]]
+    assert "caption_image" in offered and "transcribe_audio" not in offered
     assert [p.item_id for p in result.answer.picks] == ["whiskers"]
 
 
@@ -287,3 +291,35 @@ def test_text_cut_off_by_the_grammar_loses_its_unfinished_sentence():
     assert whole_sentences(cut, len(cut)) == "Quiet Orbit is calm."
     assert whole_sentences("No cut here, it ended.", 120) == "No cut here, it ended."
     assert whole_sentences("One clause, and then the cap hit in the mid", 43) == "One clause…"
+
+
+def test_cli_ask_chat_and_trace(service, monkeypatch, demo_catalog):
+    from typer.testing import CliRunner
+
+    from prism import cli_agent
+    from prism.cli import app
+    from prism.settings import get_settings
+
+    script = [{"tool": "search_catalog", "arguments": {"query": "a calm film about space"}}, answer_with("quiet-orbit"),
+              {"tool": "caption_image", "arguments": {}},
+              lambda call: {"tool": "search_catalog", "arguments": {
+                  "query": re.search(r'user_image: "(.*)"', last_user(call)).group(1)}},
+              lambda call: answer_with(items_shown(call)[0])(call)]
+    llm = ScriptedChat(script)
+    monkeypatch.setattr(cli_agent, "make_agent",
+                        lambda: Agent(service, llm, SessionStore(get_settings().sessions_path)))
+    runner = CliRunner()
+    asked = runner.invoke(app, ["ask", "a calm film about space", "--session", "cli-1", "--json"])
+    assert asked.exit_code == 0, asked.output
+    body = json.loads(asked.stdout)
+    assert body["answer"]["picks"][0]["item_id"] == "quiet-orbit" and body["trace"]["tool_calls"] == 1
+
+    chatted = runner.invoke(app, ["chat", "--session", "cli-2"],
+                            input=f"/image {demo_catalog / 'query-cat.jpg'}\n/image /no/such.jpg\nsomething like this\n/quit\n")
+    assert chatted.exit_code == 0, chatted.output
+    assert "Whiskers" in chatted.output and "no such file" in chatted.output
+    assert "→ caption_image" in chatted.output
+
+    traced = runner.invoke(app, ["trace", "cli-2"])
+    assert traced.exit_code == 0 and "caption_image" in traced.output and "latency" in traced.output
+    assert runner.invoke(app, ["trace", "nope"]).exit_code == 2
