@@ -204,10 +204,12 @@ class Agent:
         if self.llm.native_tools:
             from agent.steps import answer_schema
 
+            # The answer's schema goes along only when no tools are offered: llama.cpp servers
+            # turn response_format into a grammar that leaves no room for a tool call.
+            answer_only = {"type": "object", "properties": {
+                "answer": answer_schema(ctx.ledger, settings.agent_max_picks)}, "required": ["answer"]}
             reply = self.llm.complete(messages, tools=openai_tools(tools) if allow_tools else None,
-                                      json_schema={"type": "object", "properties": {
-                                          "answer": answer_schema(ctx.ledger, settings.agent_max_picks)},
-                                          "required": ["answer"]},
+                                      json_schema=None if allow_tools else answer_only,
                                       max_tokens=settings.llm_max_tokens, on_token=on_token)
         else:
             reply = self.llm.complete(messages, json_schema=step_schema(tools, ctx.ledger, settings.agent_max_picks,

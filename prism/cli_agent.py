@@ -22,6 +22,15 @@ CHAT_HELP = ("Chat with the agent. Type a request; '/image PATH' or '/audio PATH
              "message; '/quit' ends. The session (preferences, history, traces) is kept in SQLite under PRISM_HOME.")
 
 
+def _prompted_lines():
+    """Lines typed at a ``you>`` prompt until end of input (Ctrl-D) or Ctrl-C."""
+    while True:
+        try:
+            yield input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            return
+
+
 def make_agent():
     """The agent over the process's settings: the configured chat model and session store."""
     from agent.agent import Agent
@@ -86,7 +95,7 @@ def register(app: typer.Typer, out: Console, console: Console, fail) -> None:
             fail(str(exc))
         console.print(f"[bold]Prism chat[/] (session {session}; /image PATH, /audio PATH, /quit)", highlight=False)
         image = audio = None
-        for line in sys.stdin if not sys.stdin.isatty() else iter(lambda: input("you> "), None):
+        for line in sys.stdin if not sys.stdin.isatty() else _prompted_lines():
             line = line.strip()
             if not line:
                 continue

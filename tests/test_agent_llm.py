@@ -53,3 +53,20 @@ def _ledger_of(result):
     for key, ref in result.evidence.items():
         ledger.evidence[key] = EvidenceRef(key, ref["kind"], ref["text"], ref["item_id"])
     return ledger
+
+
+def test_an_openai_compatible_endpoint_chosen_by_settings(demo_service, tmp_path):
+    """The embedded model's llama.cpp server, used as any OpenAI-compatible endpoint would be
+    (PRISM_LLM_BACKEND=openai + base URL + model), in native tool mode: no grammar, so the
+    model's tool calls and answer are read by the tolerant parser."""
+    from agent.embedded import embedded_server
+
+    endpoint = embedded_server(demo_service.settings).base_url
+    settings = demo_service.settings.model_copy(update={"llm_backend": "openai", "llm_base_url": endpoint,
+                                                        "llm_model": "qwen", "llm_tool_mode": "native"})
+    llm = chat_model(settings)
+    assert llm.native_tools and llm.name == f"qwen @ {endpoint}"
+    result = Agent(PrismService(settings), llm, SessionStore(tmp_path / "s.sqlite3")).run_turn(
+        "native", "a calm film about space")
+    assert result.trace.tool_calls >= 1 and not result.trace.fallback
+    assert result.answer.picks and not validate(result.answer, _ledger_of(result), demo_service.store)
