@@ -10,16 +10,26 @@ KIND_LABEL = {"plot": "plot", "caption": "poster", "transcript": "audio", "metad
               "history": "you liked", "user_image": "your image", "user_voice": "you said"}
 
 
+SENTENCE_END = (".", "!", "?", "…", "。", "！", "？", '"', "'", ")")
+CUT_MARGIN = 15  # the grammar refuses a token that would pass the cap, so a cut lands up to a word early
+
+
+def looks_cut(text: str, cap: int) -> bool:
+    """Whether a string the grammar capped at ``cap`` characters was cut off: it ends near
+    the cap, or on a space (the model closed the string mid-phrase), and not on a sentence end."""
+    return (len(text) >= cap - CUT_MARGIN or text.endswith(" ")) and not text.rstrip().endswith(SENTENCE_END)
+
+
 def whole_sentences(text: str, cap: int) -> str:
-    """``text`` if it is shorter than ``cap`` (it ended on its own); a text cut off at the cap
-    loses its unfinished last sentence (or clause), so nobody reads half a sentence."""
-    if len(text) < cap:
+    """``text`` unless :func:`looks_cut`; a cut text loses its unfinished last sentence (or
+    clause, marked with "…"), so nobody reads half a sentence."""
+    if not looks_cut(text, cap):
         return text.strip()
     text = text.strip()
-    for marks in (".!?", ";,"):
+    for marks in (".!?。！？", ";,，"):
         end = max(text.rfind(m) for m in marks)
         if end > 0:
-            return text[: end + 1].rstrip(",;") + ("" if text[end] in ".!?" else "…")
+            return text[: end + 1].rstrip(",;，") + ("" if text[end] in ".!?。！？" else "…")
     return text + "…"
 
 

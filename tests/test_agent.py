@@ -291,6 +291,10 @@ def test_text_cut_off_by_the_grammar_loses_its_unfinished_sentence():
     assert whole_sentences(cut, len(cut)) == "Quiet Orbit is calm."
     assert whole_sentences("No cut here, it ended.", 120) == "No cut here, it ended."
     assert whole_sentences("One clause, and then the cap hit in the mid", 43) == "One clause…"
+    # Cut a word early (the next token would not fit), or closed on a space mid-phrase:
+    assert whole_sentences("Slow and calm. A journey through ten thousand galaxies by a single", 80) == "Slow and calm."
+    assert whole_sentences("The plot is described as a ", 110) == "The plot is described as a…"
+    assert whole_sentences("Calm, slow, and quiet.", 25) == "Calm, slow, and quiet."
 
 
 def test_cli_ask_chat_and_trace(service, monkeypatch, demo_catalog):
