@@ -82,20 +82,25 @@ def test_two_prism_serve_workers_share_one_chroma_server(chroma_server, demo_cat
                PRISM_CHROMA_PORT=str(port), PRISM_MULTILINGUAL_MODEL="none", PRISM_API_WARM="false",
                PRISM_COLLECTION_PREFIX="workers")
     prism = Path(sys.executable).with_name("prism")
-    ports = [free_port(), free_port()]
+    with socket.socket() as first, socket.socket() as second:  # two distinct free ports
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        ports = [first.getsockname()[1], second.getsockname()[1]]
+    logs = [tmp_path / f"worker-{p}.log" for p in ports]
     workers = [subprocess.Popen([str(prism), "serve", "--port", str(p)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=open(tmp_path / f"worker-{p}.log", "w")) for p in ports]
+                                stderr=open(log, "w")) for p, log in zip(ports, logs)]
     try:
         urls = [f"http://127.0.0.1:{p}" for p in ports]
-        deadline = time.monotonic() + 90
-        for url in urls:
+        deadline = time.monotonic() + 180
+        for url, worker, log in zip(urls, workers, logs):
             while True:
                 try:
                     if httpx.get(f"{url}/healthz").status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
-                assert time.monotonic() < deadline, (tmp_path / f"worker-{url[-5:]}.log").read_text()[-2000:]
+                assert worker.poll() is None, f"worker exited with {worker.returncode}: {log.read_text()[-2000:]}"
+                assert time.monotonic() < deadline, f"worker not healthy after 180 s: {log.read_text()[-2000:]}"
                 time.sleep(0.5)
         item = json.dumps({"item_id": "shared-1", "title": "Two Harbours",
                            "description": "Two ferry captains race each other across a foggy bay."})
