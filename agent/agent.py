@@ -173,9 +173,8 @@ class Agent:
             on_text(text)  # nothing was streamed (native tool mode, fallback): the whole text at once
         trace.latency_seconds = time.perf_counter() - started
         cited = {e: ctx.ledger.evidence[e] for p in answer.picks for e in p.evidence if e in ctx.ledger.evidence}
-        number = self.sessions.next_turn(session_id)
-        self.sessions.save_turn(session_id, Turn(
-            number=number, request=request, attachments={k: str(v) for k, v in (("image", image), ("audio", audio))
+        number = self.sessions.append_turn(session_id, Turn(
+            number=0, request=request, attachments={k: str(v) for k, v in (("image", image), ("audio", audio))
                                                           if v is not None},
             answer=answer.model_dump(), text=text, trace=trace.model_dump(), created=time.time()))
         result = TurnResult(session_id=session_id, turn=number, request=request, answer=answer, text=text,

@@ -1,8 +1,8 @@
 """Chat sessions in SQLite: turns, stated preferences, the linked user and each turn's trace.
 
 One file (``settings.sessions_path``), WAL mode, a short-lived connection per operation so
-threads and processes can share it. Writes are idempotent: a turn is keyed by (session,
-number) and a preference by (session, kind, value), so replaying a write changes nothing.
+threads and processes can share it. A preference is keyed by (session, kind, value), so
+stating it again changes nothing; a turn gets the next number of its session atomically.
 """
 
 from __future__ import annotations
@@ -99,20 +99,19 @@ class SessionStore:
         with self._connect() as db:
             return db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is not None
 
-    def next_turn(self, session_id: str) -> int:
+    def append_turn(self, session_id: str, turn: Turn) -> int:
+        """Store ``turn`` as the session's next turn and return its number. The number is
+        taken inside the insert (one statement, under SQLite's write lock), so two processes
+        serving one session cannot both take the same number."""
         with self._connect() as db:
-            row = db.execute("SELECT COALESCE(MAX(number), 0) FROM turns WHERE session_id = ?",
-                             (session_id,)).fetchone()
-        return int(row[0]) + 1
-
-    def save_turn(self, session_id: str, turn: Turn) -> None:
-        with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO turns (session_id, number, request, attachments, answer, text, trace, "
-                       "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (session_id, turn.number, turn.request, json.dumps(turn.attachments),
+            db.execute("INSERT INTO turns (session_id, number, request, attachments, answer, text, trace, created) "
+                       "SELECT ?, COALESCE(MAX(number), 0) + 1, ?, ?, ?, ?, ?, ? FROM turns WHERE session_id = ?",
+                       (session_id, turn.request, json.dumps(turn.attachments),
                         None if turn.answer is None else json.dumps(turn.answer), turn.text,
-                        json.dumps(turn.trace), turn.created))
+                        json.dumps(turn.trace), turn.created, session_id))
+            number = db.execute("SELECT MAX(number) FROM turns WHERE session_id = ?", (session_id,)).fetchone()[0]
             db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (time.time(), session_id))
+        return int(number)
 
     def add_preference(self, session_id: str, kind: PreferenceKind, value: str) -> bool:
         """Remember a preference; False when it was already known."""

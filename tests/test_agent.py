@@ -327,3 +327,26 @@ def test_cli_ask_chat_and_trace(service, monkeypatch, demo_catalog):
     traced = runner.invoke(app, ["trace", "cli-2"])
     assert traced.exit_code == 0 and "caption_image" in traced.output and "latency" in traced.output
     assert runner.invoke(app, ["trace", "nope"]).exit_code == 2
+
+
+def test_turn_numbers_are_taken_atomically_by_concurrent_writers(tmp_path):
+    import threading
+    import time as clock
+
+    from agent.sessions import Turn
+
+    store = SessionStore(tmp_path / "s.sqlite3")
+    store.ensure("busy")
+    numbers = []
+
+    def write(i: int) -> None:
+        other = SessionStore(store.path)  # a connection of its own, as another worker would have
+        numbers.append(other.append_turn("busy", Turn(number=0, request=f"r{i}", created=clock.time())))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(numbers) == list(range(1, 13))
+    assert sorted(t.request for t in store.load("busy").turns) == sorted(f"r{i}" for i in range(12))
