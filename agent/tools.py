@@ -206,19 +206,20 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
         result = service.find_similar(item_id, by, ctx.k * 2)  # type: ignore[arg-type]
         return f"items like {result.title} (by {by}):\n" + _hits_text(ctx, result.hits)
 
+    def user_media(kind: EvidenceKind, text: str, label: str, hint: str) -> str:
+        ref = ctx.ledger.add_evidence(kind, span(text, 240))
+        return f'{ref.id} {label}: "{ref.text}"\n{hint}'
+
     def caption_image() -> str:
         if ctx.image is None:
             return "error: the user attached no image"
-        caption = service.caption_image(ctx.image)
-        ref = ctx.ledger.add_evidence("user_image", span(caption.text, 240))
-        return f'{ref.id} user_image: "{ref.text}"\nuse it as a search query'
+        return user_media("user_image", service.caption_image(ctx.image).text, "user_image", "use it as a search query")
 
     def transcribe_audio() -> str:
         if ctx.audio is None:
             return "error: the user attached no voice message"
         result = service.transcribe(ctx.audio)
-        ref = ctx.ledger.add_evidence("user_voice", span(result.text, 240))
-        return f'{ref.id} user_voice ({result.language}): "{ref.text}"\nuse it as the request'
+        return user_media("user_voice", result.text, f"user_voice ({result.language})", "use it as the request")
 
     def get_item(item_id: str) -> str:
         record = service.get_item(str(item_id))
