@@ -173,12 +173,14 @@ class Agent:
             on_text(text)  # nothing was streamed (native tool mode, fallback): the whole text at once
         trace.latency_seconds = time.perf_counter() - started
         cited = {e: ctx.ledger.evidence[e] for p in answer.picks for e in p.evidence if e in ctx.ledger.evidence}
+        titles = {p.item_id: ctx.ledger.candidates.get(p.item_id, p.item_id) for p in answer.picks}
         number = self.sessions.append_turn(session_id, Turn(
             number=0, request=request, attachments={k: str(v) for k, v in (("image", image), ("audio", audio))
                                                           if v is not None},
-            answer=answer.model_dump(), text=text, trace=trace.model_dump(), created=time.time()))
+            answer={**answer.model_dump(), "titles": titles}, text=text, trace=trace.model_dump(),
+            created=time.time()))
         result = TurnResult(session_id=session_id, turn=number, request=request, answer=answer, text=text,
-                            titles={p.item_id: ctx.ledger.candidates.get(p.item_id, p.item_id) for p in answer.picks},
+                            titles=titles,
                             evidence={k: {"kind": r.kind, "item_id": r.item_id, "text": r.text}
                                       for k, r in cited.items()}, trace=trace)
         emit({"type": "answer", "result": result.model_dump()})
@@ -200,20 +202,16 @@ class Agent:
 
     def _complete(self, messages, tools, ctx: TurnContext, allow_tools: bool, on_token, trace: Trace) -> LLMReply:
         settings = self.settings
+        schema = step_schema(tools, ctx.ledger, settings.agent_max_picks, allow_tools)
         if self.llm.native_tools:
-            from agent.steps import answer_schema
-
-            # The answer's schema goes along only when no tools are offered: llama.cpp servers
-            # turn response_format into a grammar that leaves no room for a tool call.
-            answer_only = {"type": "object", "properties": {
-                "answer": answer_schema(ctx.ledger, settings.agent_max_picks)}, "required": ["answer"]}
+            # The schema (then the answer's alone) goes along only when no tools are offered:
+            # llama.cpp servers turn response_format into a grammar that leaves no room for a tool call.
             reply = self.llm.complete(messages, tools=openai_tools(tools) if allow_tools else None,
-                                      json_schema=None if allow_tools else answer_only,
+                                      json_schema=None if allow_tools else schema,
                                       max_tokens=settings.llm_max_tokens, on_token=on_token)
         else:
-            reply = self.llm.complete(messages, json_schema=step_schema(tools, ctx.ledger, settings.agent_max_picks,
-                                                                        allow_tools),
-                                      max_tokens=settings.llm_max_tokens, on_token=on_token)
+            reply = self.llm.complete(messages, json_schema=schema, max_tokens=settings.llm_max_tokens,
+                                      on_token=on_token)
         trace.steps.append(StepTrace(kind="llm", name="step", seconds=round(reply.seconds, 3),
                                      prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                                      cached_tokens=reply.cached_tokens, prompt_seconds=reply.prompt_seconds,

@@ -51,11 +51,11 @@ def answer_text(answer: Answer, ledger: Ledger) -> str:
 
 
 def short(answer: dict | None, text: str | None) -> str:
-    """An earlier turn's answer as the LLM sees it again: the message and the titles picked."""
+    """An earlier turn's answer as the LLM sees it again: the message and the titles picked
+    (the stored answer's ``titles``)."""
     if not answer:
         return text or ""
-    titles = [line.split(":", 1)[0].split(". ", 1)[-1] for line in (text or "").splitlines()[1:]
-              if line[:1].isdigit()]
+    titles = [answer.get("titles", {}).get(p["item_id"], p["item_id"]) for p in answer.get("picks", [])]
     return answer.get("message", "") + (f" (recommended: {'; '.join(titles)})" if titles else "")
 
 

@@ -137,13 +137,12 @@ def _avoided(title: str, metadata: dict, preferences: list[Preference]) -> str |
     return None
 
 
-def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evidence: list[Evidence],
-               extra: str = "") -> str:
+def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evidence: list[Evidence]) -> str:
     ctx.ledger.add_candidate(item_id, title)
     facts = ", ".join(_genres(metadata))
     year = metadata.get("year")
     lines = [f"item {item_id}: {title}" + (f" [{facts}]" if facts else "") + (f" {year}" if year and
-                                                                               str(year) not in title else "") + extra]
+                                                                               str(year) not in title else "")]
     for e in evidence[:EVIDENCE_PER_ITEM]:
         text = plot_of(e.text) if e.field == "document" else e.text
         ref = ctx.ledger.add_evidence(_kind(e.field), span(text), item_id, e.field)

@@ -102,6 +102,12 @@ def read_ratings_rows(path: Path) -> np.ndarray:
     return _RATINGS[key]
 
 
+def history_ratings(settings, ratings: Path | None, trained_on: str | None) -> Path:
+    """The ratings file user histories come from: ``ratings`` if given, else the one the current
+    checkpoint was trained on (``trained_on``), else settings.movielens_dir's."""
+    return Path(ratings or trained_on or settings.movielens_dir / "ratings.tsv")
+
+
 def user_rows(raw: np.ndarray, user_id: str, path: Path) -> np.ndarray:
     """The user's rows, in file order; an unknown user is an InputError naming them."""
     text = user_id.strip()
@@ -131,7 +137,7 @@ def recommend(service: "PrismService", user_id: str, text: str | None = None, im
         raise InputError(f"the store at {settings.home} holds no items: run `prism ingest` first")
     index = {item_id: row for row, item_id in enumerate(catalog)}
 
-    path = Path(ratings or served.pointer.ratings or settings.movielens_dir / "ratings.tsv")
+    path = history_ratings(settings, ratings, served.pointer.ratings)
     rows = user_rows(read_ratings_rows(path), user_id, path)
     in_store = np.array([str(i) in index for i in rows[:, 1]], dtype=bool)
     rows = rows[in_store]

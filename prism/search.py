@@ -82,6 +82,11 @@ def query_channels(settings: Settings, text: str | None, image: Path | None, aud
     return channels
 
 
+def hit_metadata(entry_metadata: dict) -> dict:
+    """An item's metadata as a hit shows it: a vector entry's metadata without its entry keys."""
+    return {k: v for k, v in entry_metadata.items() if k not in ("item_id", "field")}
+
+
 def search(store: Store, settings: Settings, text: str | None = None, image: Path | None = None,
            audio: Path | None = None, k: int = 10, where: dict | None = None) -> SearchResult:
     """The ``k`` best items for a query in any mix of text, image and voice."""
@@ -108,7 +113,7 @@ def search(store: Store, settings: Settings, text: str | None = None, image: Pat
             metadata.setdefault(match.item_id, match.metadata)
     best = sorted(fused, key=lambda item_id: -fused[item_id])[:k]
     for item_id in best:
-        meta = {k2: v for k2, v in metadata[item_id].items() if k2 not in ("item_id", "field")}
+        meta = hit_metadata(metadata[item_id])
         result.hits.append(SearchHit(
             item_id=item_id, title=str(meta.get("title", item_id)), score=round(fused[item_id], 6),
             evidence=sorted(evidence[item_id].values(), key=lambda e: -e.similarity), metadata=meta))

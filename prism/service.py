@@ -134,11 +134,10 @@ class PrismService:
         time), from ``ratings`` or the ratings file of the current fusion checkpoint (else
         settings.movielens_dir). InputError for an unknown user."""
         from prism import fused
-        from prism.recommend import read_ratings_rows, user_rows
+        from prism.recommend import history_ratings, read_ratings_rows, user_rows
 
         pointer = fused.current(self.settings)
-        path = Path(ratings or (pointer.ratings if pointer and pointer.ratings else None)
-                    or self.settings.movielens_dir / "ratings.tsv")
+        path = history_ratings(self.settings, ratings, pointer.ratings if pointer else None)
         rows = user_rows(read_ratings_rows(path), str(user_id), path)
         rows = rows[(-rows[:, 3]).argsort(kind="stable")]
         records = self.store.get_items([str(i) for i in dict.fromkeys(rows[:, 1].tolist())])

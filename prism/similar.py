@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from prism import spaces
 from prism.errors import InputError
-from prism.search import Evidence, SearchHit
+from prism.search import Evidence, SearchHit, hit_metadata
 from prism.settings import Settings
 from prism.store import Store
 
@@ -64,7 +64,7 @@ def find_similar(store: Store, settings: Settings, item_id: str, by: SimilarBy =
     for match in store.query(target_space, vector, n=(k + 1) * 4, where=where):
         if match.item_id == item_id or match.item_id in hits:
             continue
-        meta = {key: v for key, v in match.metadata.items() if key not in ("item_id", "field")}
+        meta = hit_metadata(match.metadata)
         hits[match.item_id] = SearchHit(
             item_id=match.item_id, title=str(meta.get("title", match.item_id)), score=round(match.similarity, 6),
             evidence=[Evidence(channel=by, field=match.field, text=match.text, similarity=round(match.similarity, 4))],

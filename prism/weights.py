@@ -50,13 +50,14 @@ def _package_dir(module: str, pip_name: str) -> Path:
 def verify(path: Path, expected_sha256: str, cache_dir: Path) -> Path:
     """Return ``path`` if its sha256 is ``expected_sha256``; raise ModelMissingError otherwise.
 
-    The verdict is remembered in ``cache_dir/verified.json`` keyed by path, size and mtime, so
-    a large file is hashed once, not on every start.
+    The verdict is remembered in ``cache_dir/verified.json`` keyed by the file's identity
+    (device and inode), size and mtime, so a large file is hashed once, not on every start,
+    and a file verified in staging is not hashed again after it is renamed into place.
     """
     if not path.is_file():
         raise ModelMissingError(f"model file {path} does not exist")
     stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = f"{stat.st_dev}:{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}"
     ledger_path = cache_dir / "verified.json"
     with _lock:
         try:

@@ -350,3 +350,12 @@ def test_turn_numbers_are_taken_atomically_by_concurrent_writers(tmp_path):
         t.join()
     assert sorted(numbers) == list(range(1, 13))
     assert sorted(t.request for t in store.load("busy").turns) == sorted(f"r{i}" for i in range(12))
+
+
+def test_an_earlier_turn_is_replayed_with_its_stored_titles():
+    from agent.render import short
+
+    answer = {"message": "Try these.", "picks": [{"item_id": "7"}, {"item_id": "8"}],
+              "titles": {"7": "Dr. Strangelove: Or How I Learned", "8": "Heat (1995)"}}
+    assert short(answer, "ignored") == "Try these. (recommended: Dr. Strangelove: Or How I Learned; Heat (1995))"
+    assert short(None, "plain text") == "plain text"

@@ -39,7 +39,7 @@ from sse_starlette.sse import EventSourceResponse
 from agent.llm import ChatModel
 from agent.sessions import SessionStore, check_session_id
 from prism.api import openai_facade
-from prism.api.uploads import UploadError, check_audio, check_image, read_limited, save_upload
+from prism.api.uploads import UploadError, save_upload
 from prism.errors import InputError, PrismError
 from prism.service import PrismService
 
@@ -176,9 +176,9 @@ def create_app(service: PrismService | None = None, llm: ChatModel | None = None
         if given := sorted({"image", "images", "audio"} & set(record)):
             raise HTTPException(400, f"'item' must not name media paths ({', '.join(given)}): upload the files")
         folder = settings.home / "media" / _safe_name(str(record.get("item_id", "")))
-        record["images"] = [str(await _save_content_named(f, f"images[{n}]", "image", folder, limit))
+        record["images"] = [str(await save_upload(f, f"images[{n}]", "image", folder, limit))
                             for n, f in enumerate(images)]
-        record["audio"] = [str(await _save_content_named(f, f"audio[{n}]", "audio", folder, limit))
+        record["audio"] = [str(await save_upload(f, f"audio[{n}]", "audio", folder, limit))
                            for n, f in enumerate(audio)]
         summary = await asyncio.to_thread(service.ingest_item, record, folder)
         if summary.failed:
@@ -232,17 +232,6 @@ def _check_session(session_id: str) -> None:
 def _safe_name(value: str) -> str:
     """A folder name derived from ``value`` that cannot traverse: a hash."""
     return hashlib.sha256(value.encode()).hexdigest()[:16]
-
-
-async def _save_content_named(upload: UploadFile, field: str, kind: str, folder: Path, limit: int) -> Path:
-    """Like save_upload, but named by content, so re-sending the same item is idempotent."""
-    data = await read_limited(upload, field, limit)
-    extension = check_image(data, field) if kind == "image" else check_audio(data, field)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.{extension}"
-    if not path.exists():
-        path.write_bytes(data)
-    return path
 
 
 def _public_item(item_id: str, record: dict | None) -> dict | None:

@@ -23,7 +23,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
-from prism.api.uploads import UploadError, check_image
+from prism.api.uploads import save_bytes
 
 
 class ChatCompletionRequest(BaseModel):
@@ -81,13 +81,7 @@ def router(prism, uploads: Path, limit: int) -> APIRouter:
         _check_session(session)
         image = None
         if image_bytes is not None:
-            if len(image_bytes) > limit:
-                raise UploadError(413, f"the image is larger than the {limit} bytes allowed")
-            extension = check_image(image_bytes, "image_url")
-            folder = uploads / _safe_name(session)
-            folder.mkdir(parents=True, exist_ok=True)
-            image = folder / f"{uuid.uuid4().hex}.{extension}"
-            image.write_bytes(image_bytes)
+            image = save_bytes(image_bytes, "image_url", "image", uploads / _safe_name(session), limit)
         if not text.strip() and image is None:
             raise HTTPException(400, "the last user message is empty")
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())

@@ -4,13 +4,14 @@ server chooses, so a client cannot pick a path.
 Images must decode as JPEG, PNG, WebP, GIF or BMP (Pillow verifies them). Audio must start
 with the signature of WAV, MP3, Ogg, FLAC, WebM/Matroska or MP4/M4A. Anything else, an
 empty file or one over ``settings.api_max_upload_bytes`` is a :class:`UploadError` naming
-the field and the problem (the API answers 413 for size, 415 for type).
+the field and the problem (the API answers 413 for size, 415 for type). Files are named by
+their content's sha256.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-import uuid
 from pathlib import Path
 
 from fastapi import UploadFile
@@ -42,15 +43,6 @@ def audio_kind(head: bytes) -> str | None:
     return None
 
 
-async def read_limited(upload: UploadFile, field: str, limit: int) -> bytes:
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise UploadError(413, f"'{field}' is larger than the {limit} bytes allowed")
-    if not data:
-        raise UploadError(400, f"'{field}' is empty")
-    return data
-
-
 def check_image(data: bytes, field: str) -> str:
     """The file extension for an image ``data``; UploadError(415) if it is not one."""
     try:
@@ -71,14 +63,25 @@ def check_audio(data: bytes, field: str) -> str:
     return kind
 
 
-async def save_upload(upload: UploadFile | None, field: str, kind: str, folder: Path, limit: int) -> Path | None:
-    """Check ``upload`` (``kind`` "image" or "audio") and store it in ``folder`` under a new
-    random name; None when nothing was uploaded."""
-    if upload is None or (not upload.filename and not upload.size):
-        return None
-    data = await read_limited(upload, field, limit)
+def save_bytes(data: bytes, field: str, kind: str, folder: Path, limit: int) -> Path:
+    """Check ``data`` (``kind`` "image" or "audio": size, then type by content) and store it in
+    ``folder`` under a name made of its sha256, so the same file sent twice is stored once
+    (and re-ingesting an item with the same files finds nothing changed)."""
+    if len(data) > limit:
+        raise UploadError(413, f"'{field}' is larger than the {limit} bytes allowed")
+    if not data:
+        raise UploadError(400, f"'{field}' is empty")
     extension = check_image(data, field) if kind == "image" else check_audio(data, field)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.{extension}"
-    path.write_bytes(data)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.{extension}"
+    if not path.exists():
+        path.write_bytes(data)
     return path
+
+
+async def save_upload(upload: UploadFile | None, field: str, kind: str, folder: Path, limit: int) -> Path | None:
+    """:func:`save_bytes` for an uploaded file (read at most ``limit`` + 1 bytes); None when
+    nothing was uploaded."""
+    if upload is None or (not upload.filename and not upload.size):
+        return None
+    return save_bytes(await upload.read(limit + 1), field, kind, folder, limit)
