@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.llm import ChatModel, OpenAIChat
+from prism.agent.llm import ChatModel, OpenAIChat
 from prism.settings import Settings
 
 
@@ -11,7 +11,8 @@ def chat_model(settings: Settings) -> ChatModel:
     ``openai`` talks to ``llm_base_url`` (None = api.openai.com) with ``llm_model``.
     ``llm_tool_mode`` decides native tool calls vs JSON-schema steps (auto: JSON for embedded)."""
     if settings.llm_backend == "embedded":
-        from agent.embedded import embedded_server
+        # deferred: the embedded backend loads xllamacpp and the GGUF model
+        from prism.agent.embedded import embedded_server
 
         server = embedded_server(settings)
         native = settings.llm_tool_mode == "native"

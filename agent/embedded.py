@@ -2,7 +2,7 @@
 
 xllamacpp runs llama.cpp's OpenAI-compatible HTTP server inside this process, bound to a
 free loopback port; the agent talks to it with the same client as to any endpoint. The
-server starts once per process and settings (``prism.loaded.once``) and lives as long as
+server starts once per process and settings (``prism.model_registry.once``) and lives as long as
 the process. ``cache_prompt`` keeps the last prompt's KV cache in its slot, so the static
 system prompt at the head of every request is processed once, not every turn.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from prism.loaded import once
+from prism.model_registry import once
 from prism.settings import Settings
 from prism.weights import gguf_file
 
@@ -31,6 +31,7 @@ def embedded_server(settings: Settings) -> EmbeddedServer:
 
 
 def _start(settings: Settings) -> EmbeddedServer:
+    # deferred: xllamacpp (llama.cpp) loads only when the embedded LLM starts
     import xllamacpp
 
     path = gguf_file(settings.llm_embedded_model, settings.model_cache)

@@ -61,6 +61,7 @@ class OpenAIChat:
 
     def __init__(self, base_url: str | None, model: str, api_key: str | None = None, native_tools: bool = True,
                  temperature: float = 0.0, timeout: float = 300.0, label: str | None = None) -> None:
+        # deferred: the openai client loads with the first endpoint
         from openai import OpenAI
 
         self.client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=1)
@@ -69,6 +70,7 @@ class OpenAIChat:
 
     def complete(self, messages: list[dict], *, tools: list[dict] | None = None, json_schema: dict | None = None,
                  max_tokens: int = 256, on_token: TokenCallback | None = None) -> LLMReply:
+        # deferred: the openai client loads with the first call
         import openai
 
         request: dict = {"model": self.model, "messages": messages, "max_tokens": max_tokens,

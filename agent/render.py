@@ -3,8 +3,8 @@ compact forms of memory and earlier turns that go back to the LLM."""
 
 from __future__ import annotations
 
-from agent.evidence import Answer, Ledger
-from agent.sessions import Preference
+from prism.agent.evidence import Answer, Ledger
+from prism.agent.sessions import Preference
 
 KIND_LABEL = {"plot": "plot", "caption": "poster", "transcript": "audio", "metadata": "details",
               "history": "you liked", "user_image": "your image", "user_voice": "you said"}

@@ -23,7 +23,7 @@ from langchain_core.tools import StructuredTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ValidationError
 
-from agent.evidence import USER_KINDS, Answer, Ledger
+from prism.agent.evidence import USER_KINDS, Answer, Ledger
 
 # Caps, not targets: the prompt asks for one short sentence; the grammar cuts off a runaway.
 REASON_CHARS = 110

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.agent import Agent
-from agent.backends import chat_model
-from agent.sessions import SessionStore
+from prism.agent.backends import chat_model
+from prism.agent.orchestrator import Agent
+from prism.agent.sessions import SessionStore
 from prism.demo import DEMO_CATALOG, ensure_demo_audio
 from prism.service import PrismService
 from prism.settings import Settings
-from prism.synth import speak
+from prism.tools.speech_synthesis import speak
 
 
 def build_store(home: Path, movielens: Path, n_items: int) -> tuple[PrismService, str, Path]:

@@ -21,13 +21,13 @@ import time
 import numpy as np
 import torch
 
-from evals import splits
-from evals.baselines import BPRMF, TrainConfig
-from evals.interactions import Interactions
-from evals.protocol import evaluate_on
+from prism.evals.baselines import BPRMF, TrainConfig
 from prism.fusion import FusionConfig, FusionTrainConfig, ItemInputs, build_history, resolve_device, train_fusion
 from prism.fusion.model import FUSIONS
 from prism.fusion.train import autocast
+from prism.ranking import splits
+from prism.ranking.interactions import Interactions
+from prism.ranking.protocol import evaluate_on
 
 
 def synthetic(n_users: int = 943, n_items: int = 1682, mean_per_user: int = 85, seed: int = 0):

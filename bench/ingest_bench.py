@@ -26,8 +26,8 @@ from prism.demo import DEMO_CATALOG
 from prism.ingest import Ingestor
 from prism.settings import Settings
 from prism.store import Store, VectorEntry
-from prism.synth import speak
-from tools.transcribe_audio import TranscribeAudioInput, transcribe_audio
+from prism.tools.speech_synthesis import speak
+from prism.tools.transcribe_audio import TranscribeAudioInput, transcribe_audio
 
 MOVIELENS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "movielens-100k-mm"
 

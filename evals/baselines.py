@@ -9,31 +9,14 @@ stopping, the others for choosing a hyperparameter.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from evals.interactions import Interactions
-
-Validate = Callable[["Recommender"], float]
-
-
-class Recommender:
-    name = "base"
-    fitted_on: str | None = None
-    info: dict
-
-    def fit(self, train: Interactions, validate: Validate | None = None) -> "Recommender":
-        raise NotImplementedError
-
-    def score(self, users: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def n_parameters(self) -> int:
-        return 0
+from prism.ranking.interactions import Interactions
+from prism.ranking.recommender import Recommender
 
 
 def binary_matrix(train: Interactions) -> np.ndarray:

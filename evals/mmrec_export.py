@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.interactions import Interactions
-from evals.splits import Split
+from prism.ranking.interactions import Interactions
+from prism.ranking.splits import Split
 
 
-def export_mmrec(split: Split, out_dir: Path, name: str, text_feat: np.ndarray | None,
+def write_mmrec(split: Split, out_dir: Path, name: str, text_feat: np.ndarray | None,
                  image_feat: np.ndarray | None) -> dict[str, str]:
     """Write ``{name}.inter``, feature files and an id map; returns the written paths."""
     out_dir = Path(out_dir)

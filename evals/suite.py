@@ -9,23 +9,37 @@ fusion model of a later issue) plug in through ``extra_models``.
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from evals import splits
-from evals.baselines import BPRMF, ContentKNN, ItemKNN, LightGCN, Popularity, RandomScores, Recommender, TrainConfig
-from evals.crossmodal import ridge_baseline
-from evals.features import ItemFeatures, load_item_features
-from evals.interactions import Interactions, read_ratings, restrict_items
-from evals.protocol import evaluate_on, validator
-from evals.significance import paired_bootstrap
+from prism.errors import InputError
+from prism.evals.baselines import (
+    BPRMF,
+    ContentKNN,
+    ItemKNN,
+    LightGCN,
+    Popularity,
+    RandomScores,
+    Recommender,
+    TrainConfig,
+)
+from prism.evals.crossmodal import ridge_baseline
+from prism.evals.fusion_grid import aligned_retrieval, fusion_factory
+from prism.evals.mmrec_export import write_mmrec
+from prism.evals.report import write_report
+from prism.evals.significance import paired_bootstrap
+from prism.fusion.features import ItemFeatures, catalog_order, stored_item_features
+from prism.fusion.recommender import FusionRecommender
+from prism.fusion.train import FusionTrainConfig
+from prism.ranking import splits
+from prism.ranking.interactions import Interactions, read_ratings, restrict_items
+from prism.ranking.protocol import evaluate_on, validator
 from prism.service import PrismService
 from prism.weights import sha256_file
 
@@ -86,9 +100,6 @@ def fusion_factories(suite: Suite) -> list[ModelFactory]:
     """The suite's Prism fusion models (none when its grid is empty)."""
     if not suite.fusion_grid:
         return []
-    from evals.fusion_models import fusion_factory
-    from prism.fusion.train import FusionTrainConfig
-
     return [fusion_factory(suite.fusion_grid, train_config=FusionTrainConfig(max_epochs=suite.fusion_epochs))]
 
 
@@ -197,9 +208,6 @@ def cross_modal(data: Interactions, features: ItemFeatures, suite: Suite, seed: 
                                                         np.flatnonzero(both & ~held), np.flatnonzero(both & held))}
     multimodal = [(f, m) for f, m in suite.fusion_grid if set(m) == {"text", "image"}]
     if multimodal:
-        from evals.fusion_models import FusionRecommender, aligned_retrieval
-        from prism.fusion.train import FusionTrainConfig
-
         fusion = "attention" if ("attention", ("text", "image")) in multimodal else multimodal[0][0]
         model = FusionRecommender(features, fusion, ("text", "image"),
                                   train_config=FusionTrainConfig(max_epochs=suite.fusion_epochs, seed=seed))
@@ -212,30 +220,26 @@ def cross_modal(data: Interactions, features: ItemFeatures, suite: Suite, seed: 
 def export_split(service: PrismService, protocol: str, ratings_path: Path, out_dir: Path,
                  min_rating: float | None = None, seed: int = 0) -> dict[str, str]:
     """Write ``protocol``'s split of the ingested catalog's interactions in MMRec's format."""
-    from evals.mmrec_export import export_mmrec
-
-    catalog_ids = sorted(service.store.all_item_ids(), key=lambda i: (len(i), i))
+    catalog_ids = catalog_order(service.store.all_item_ids())
     data = read_ratings(ratings_path)
     if min_rating is not None:
         data = data.subset(data.ratings >= min_rating)
     data, _ = restrict_items(data, catalog_ids)
     split = make_split(protocol, data, SUITES["full"], seed)
     splits.check_split(split)
-    features = load_item_features(service, catalog_ids)
-    return export_mmrec(split, out_dir, f"prism-{protocol}", features.text, features.image)
+    features = stored_item_features(service.store, service.settings, catalog_ids)
+    return write_mmrec(split, out_dir, f"prism-{protocol}", features.text, features.image)
 
 
 def run_suite(service: PrismService, suite: Suite, ratings_path: Path, out_dir: Path,
               extra_models: list[ModelFactory] | None = None, log: Callable[[str], None] = print) -> dict:
     """Run ``suite`` on the ratings at ``ratings_path`` and the items ingested in ``service``'s
     store; write ``results.json``, ``report.md`` and plots to ``out_dir``; return the results."""
-    from evals.report import write_report
-
     started = time.perf_counter()
-    catalog_ids = sorted(service.store.all_item_ids(), key=lambda i: (len(i), i))
+    catalog_ids = catalog_order(service.store.all_item_ids())
     all_ratings = read_ratings(ratings_path)
     results: dict = {"suite": asdict(suite), "protocols": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    features = load_item_features(service, catalog_ids)
+    features = stored_item_features(service.store, service.settings, catalog_ids)
     factories = [*([baseline_models] if suite.baselines else []), *fusion_factories(suite), *(extra_models or [])]
     for variant in suite.rating_variants:
         data = all_ratings if variant is None else all_ratings.subset(all_ratings.ratings >= variant)
@@ -262,3 +266,27 @@ def run_suite(service: PrismService, suite: Suite, ratings_path: Path, out_dir: 
     write_report(results, Path(out_dir))
     return results
 
+
+def evaluate_suite(service: PrismService, suite: str, ratings: Path | None = None, out_dir: Path | None = None,
+                   log: Callable[[str], None] = print, seeds: tuple[int, ...] | None = None) -> dict:
+    """``prism eval``: run the suite named ``suite`` on the items in ``service``'s store; writes
+    results.json, report.md and plots to ``out_dir`` (default home/evals/<suite>). ``seeds``
+    replaces the suite's seeds (fewer seeds, a shorter run)."""
+    if suite not in SUITES:
+        raise InputError(f"unknown evaluation suite '{suite}'; choose one of {', '.join(SUITES)}")
+    settings = service.settings
+    ratings = Path(ratings or settings.movielens_dir / "ratings.tsv")
+    out_dir = Path(out_dir or settings.home / "evals" / suite)
+    if service.store.count_items() == 0:
+        raise InputError(f"the store at {settings.home} holds no items: run `prism ingest` first")
+    if seeds is not None and not seeds:
+        raise InputError("seeds must name at least one seed")
+    chosen = SUITES[suite] if seeds is None else replace(SUITES[suite], seeds=tuple(seeds))
+    return run_suite(service, chosen, ratings, out_dir, log=log)
+
+
+def export_mmrec(service: PrismService, protocol: str, out_dir: Path, ratings: Path | None = None) -> dict[str, str]:
+    """``prism eval --export-mmrec``: a split of the ingested catalog's interactions plus item
+    features, in MMRec's format."""
+    return export_split(service, protocol, Path(ratings or service.settings.movielens_dir / "ratings.tsv"),
+                        Path(out_dir))

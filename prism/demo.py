@@ -4,17 +4,23 @@ agent (the embedded LLM calling Prism's tools) for an explained recommendation."
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
+from importlib.resources import files
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
+from prism.agent.backends import chat_model
+from prism.agent.orchestrator import Agent
+from prism.cli.output import print_search
 from prism.service import PrismService
-from prism.synth import speak
+from prism.tools.speech_synthesis import speak
 
-DEMO_CATALOG = Path(__file__).resolve().parents[1] / "demo" / "catalog"
+# The bundled catalog, package data of prism.demo_data (the repository's demo/ folder).
+DEMO_CATALOG = Path(str(files("prism.demo_data").joinpath("catalog")))
 
 
 def ensure_demo_audio(catalog: Path = DEMO_CATALOG) -> list[Path]:
@@ -29,15 +35,22 @@ def ensure_demo_audio(catalog: Path = DEMO_CATALOG) -> list[Path]:
     return paths
 
 
+def working_catalog(home: Path) -> Path:
+    """A copy of the bundled catalog under ``home`` (the installed package stays read-only),
+    with its audio clips synthesised."""
+    catalog = home / "demo-catalog"
+    shutil.copytree(DEMO_CATALOG, catalog, dirs_exist_ok=True, ignore=shutil.ignore_patterns("audio", "__pycache__"))
+    ensure_demo_audio(catalog)
+    return catalog
+
+
 def run(out: Console) -> None:
     """Run the whole demo, printing each step's result."""
-    from prism.cli import print_search
-
     service = PrismService()
     out.rule("Prism demo")
     out.print(f"state in {service.settings.home}")
-    ensure_demo_audio()
-    summary = service.ingest(DEMO_CATALOG)
+    catalog = working_catalog(service.settings.home)
+    summary = service.ingest(catalog)
     out.print(f"ingested {summary.ingested}, updated {summary.updated}, skipped {summary.skipped}, "
               f"failed {len(summary.failed)} in {summary.seconds:.1f}s")
     for failure in summary.failed:
@@ -51,16 +64,13 @@ def run(out: Console) -> None:
         out.rule("voice (synthesised with espeak-ng)")
         print_search(service.search(audio=voice, k=3))
     out.rule("image: a photo of a cat")
-    print_search(service.search(image=DEMO_CATALOG / "query-cat.jpg", k=3))
+    print_search(service.search(image=catalog / "query-cat.jpg", k=3))
     out.rule("agent: an explained recommendation from the embedded LLM")
     ask_agent(service, out, "I'd like a calm film about space. What do you recommend, and why?")
 
 
 def ask_agent(service: PrismService, out: Console, request: str) -> None:
     """One agent turn, streamed: tool calls as they happen, the answer with its evidence."""
-    from agent.agent import Agent
-    from agent.backends import chat_model
-
     out.print(f"[bold]you:[/] {request}")
     out.print("[dim]starting the embedded LLM (first run assembles it from its wheels)...[/]")
     agent = Agent(service, chat_model(service.settings))

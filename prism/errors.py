@@ -11,3 +11,11 @@ class ModelMissingError(PrismError):
 
 class InputError(PrismError):
     """An input (file, catalog line, query) is unusable; the message says which and why."""
+
+
+class CheckpointError(PrismError):
+    """A fusion checkpoint file is missing, unreadable, or not a Prism fusion checkpoint."""
+
+
+class NoCheckpointError(PrismError):
+    """No fusion checkpoint is in service yet."""

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
@@ -30,10 +29,12 @@ from pydantic import BaseModel
 from prism import spaces
 from prism.catalog import CatalogItem, CatalogRow
 from prism.errors import PrismError
+from prism.fusion.checkpoints import load_current
 from prism.settings import Settings
 from prism.store import Store, VectorEntry
-from tools.caption_image import get_backend as caption_backend, load_image
-from tools.transcribe_audio import TranscribeAudioInput, transcribe_audio
+from prism.tools.caption_image import get_backend as caption_backend
+from prism.tools.caption_image import load_image
+from prism.tools.transcribe_audio import TranscribeAudioInput, transcribe_audio
 
 INGEST_FORMAT = "1"
 
@@ -155,13 +156,14 @@ class Ingestor:
     def write_fused(self, batch: list[Prepared]) -> int:
         """The batch's fused vectors from the current checkpoint, computed from the text and
         image vectors just stored; nothing without a current checkpoint."""
-        from prism import fused
-
-        served = fused.load_current(self.settings)
+        served = load_current(self.settings)
         if served is None:
             return 0
-        return fused.write_fused(self.store, self.settings, served, [p.item.item_id for p in batch],
-                                 titles={p.item.item_id: p.item.title for p in batch})
+        # deferred: computing fused vectors needs torch, which an ingest without a checkpoint never loads
+        from prism.fusion.vectors import write_fused
+
+        return write_fused(self.store, self.settings, served, [p.item.item_id for p in batch],
+                           titles={p.item.item_id: p.item.title for p in batch})
 
     def run(self, rows: Iterable[CatalogRow], limit: int | None = None,
             on_batch: Callable[[IngestSummary, int], None] | None = None) -> IngestSummary:

@@ -27,18 +27,20 @@ vector, the history items that contributed most to its user score
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from prism import fused
 from prism.errors import InputError
+from prism.fusion.checkpoints import require_current
+from prism.fusion.features import catalog_order
+from prism.fusion.model import explain
+from prism.fusion.vectors import ensure_fused, stored_inputs
+from prism.history import history_ratings, read_ratings_rows, user_rows
 from prism.search import Evidence, search
-
-if TYPE_CHECKING:
-    from prism.service import PrismService
+from prism.settings import Settings
+from prism.store import Store
 
 RULE = ("score = (1 - w) * minmax(user score) + w * mean over query channels of minmax(best cosine of the item's "
         "entries), over the user's unseen items")
@@ -83,56 +85,19 @@ class RecommendResult(BaseModel):
     items: list[RecommendedItem]
 
 
-_RATINGS: dict[tuple[str, float, int], np.ndarray] = {}
-
-
-def read_ratings_rows(path: Path) -> np.ndarray:
-    """``[n, 4]`` int64 rows (user, item, rating, time) of a ratings file, cached per file version."""
-    from evals.interactions import read_rating_rows
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"ratings file {path} does not exist")
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime, stat.st_size)
-    if key not in _RATINGS:
-        raw = read_rating_rows(path)
-        _RATINGS.clear()
-        _RATINGS[key] = raw
-    return _RATINGS[key]
-
-
-def history_ratings(settings, ratings: Path | None, trained_on: str | None) -> Path:
-    """The ratings file user histories come from: ``ratings`` if given, else the one the current
-    checkpoint was trained on (``trained_on``), else settings.movielens_dir's."""
-    return Path(ratings or trained_on or settings.movielens_dir / "ratings.tsv")
-
-
-def user_rows(raw: np.ndarray, user_id: str, path: Path) -> np.ndarray:
-    """The user's rows, in file order; an unknown user is an InputError naming them."""
-    text = user_id.strip()
-    rows = raw[raw[:, 0] == int(text)] if text.lstrip("-").isdigit() else raw[:0]
-    if not len(rows):
-        raise InputError(f"unknown user '{user_id}': no ratings for this user in {path}")
-    return rows
-
-
 def _minmax(values: np.ndarray) -> np.ndarray:
     spread = float(values.max() - values.min()) if len(values) else 0.0
     return (values - values.min()) / spread if spread > 0 else np.zeros_like(values)
 
 
-def recommend(service: "PrismService", user_id: str, text: str | None = None, image: Path | None = None,
+def recommend(store: Store, settings: Settings, user_id: str, text: str | None = None, image: Path | None = None,
               audio: Path | None = None, k: int = 10, ratings: Path | None = None) -> RecommendResult:
     """The ``k`` best unseen items for ``user_id``, optionally steered by a query (module docstring)."""
-    from prism.fusion.model import explain
-
     if k < 1:
         raise InputError(f"k must be at least 1, got {k}")
-    settings, store = service.settings, service.store
-    served = fused.require_current(settings)
+    served = require_current(settings)
     model = served.model
-    catalog = fused.catalog_order(store.all_item_ids())
+    catalog = catalog_order(store.all_item_ids())
     if not catalog:
         raise InputError(f"the store at {settings.home} holds no items: run `prism ingest` first")
     index = {item_id: row for row, item_id in enumerate(catalog)}
@@ -149,7 +114,7 @@ def recommend(service: "PrismService", user_id: str, text: str | None = None, im
     order = np.lexsort((-np.arange(len(liked)), -liked[:, 3]))  # most recent first; ties: later row first
     history = [index[str(i)] for i in liked[order, 1]][: model.config.max_history]
 
-    vectors = torch.from_numpy(fused.ensure_fused(store, settings, served, catalog))
+    vectors = torch.from_numpy(ensure_fused(store, settings, served, catalog))
     hist = torch.tensor([history or [0]], dtype=torch.long)
     hist_mask = torch.tensor([[True] * len(history) or [False]])
     with torch.no_grad():
@@ -193,7 +158,7 @@ def recommend(service: "PrismService", user_id: str, text: str | None = None, im
     chosen = candidates[top]
     local_rows = sorted(set(chosen.tolist()) | set(history))
     local = {row: j for j, row in enumerate(local_rows)}
-    inputs = fused.item_inputs(store, settings, [catalog[r] for r in local_rows], model.config.dims)
+    inputs = stored_inputs(store, settings, [catalog[r] for r in local_rows], model.config.dims)
     explanations = explain(model, inputs, torch.tensor([local[h] for h in history] or [0], dtype=torch.long),
                            hist_mask[0], torch.tensor([local[int(r)] for r in chosen], dtype=torch.long),
                            None, TOP_HISTORY)

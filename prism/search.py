@@ -22,8 +22,8 @@ from prism import spaces
 from prism.errors import InputError
 from prism.settings import Settings
 from prism.store import Match, Store
-from tools.caption_image import CaptionImageInput, caption_image
-from tools.transcribe_audio import TranscribeAudioInput, transcribe_audio
+from prism.tools.caption_image import CaptionImageInput, caption_image
+from prism.tools.transcribe_audio import TranscribeAudioInput, transcribe_audio
 
 RRF_K = 60
 

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
                                "(early stopping may end sooner).")
     fusion_modalities: tuple[Literal["text", "image", "caption", "transcript", "meta"], ...] = Field(
         ("text", "image", "caption", "meta"), min_length=1, description="The item modalities `prism train` fuses "
-        "(prism/fused.py MODALITY_SOURCES); chosen by the modality experiment in docs/evaluation.md.")
+        "(prism/fusion/features.py MODALITY_SOURCES); chosen by the modality experiment in docs/evaluation.md.")
     recommend_query_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="w in `prism recommend`'s query steering: (1 - w) * user score + w * "
         "query similarity, both min-max normalised over the candidates (prism/recommend.py).")

@@ -42,12 +42,14 @@ def find_similar(store: Store, settings: Settings, item_id: str, by: SimilarBy =
     if record is None:
         raise InputError(f"unknown item '{item_id}': it is not in the catalog")
     if by == "fused":
-        from prism import fused
+        # deferred: the fusion modules load torch, which text and image lookups do not need
+        from prism.fusion.checkpoints import require_current
+        from prism.fusion.vectors import FUSED_FIELD, ensure_fused
 
-        served = fused.require_current(settings)
+        served = require_current(settings)
         source_space = target_space = served.space
-        entry = f"{item_id}|{fused.FUSED_FIELD}"
-        fused.ensure_fused(store, settings, served, [item_id])
+        entry = f"{item_id}|{FUSED_FIELD}"
+        ensure_fused(store, settings, served, [item_id])
     elif by == "image":
         source_space = target_space = spaces.image_space(settings).name
         entry = f"{item_id}|image:0"

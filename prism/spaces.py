@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prism.settings import Settings
+from prism.tools.embed_text import get_encoder
 
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
@@ -23,8 +24,6 @@ class Space:
 
 def text_space(settings: Settings) -> Space:
     """The English text space (``settings.text_model``)."""
-    from tools.embed_text import get_encoder
-
     return Space(f"text-{settings.text_model}", lambda: get_encoder("minilm", settings))
 
 
@@ -32,8 +31,6 @@ def multi_space(settings: Settings) -> Space | None:
     """The multilingual text space, or None when ``multilingual_model`` is ``none``."""
     if settings.multilingual_model == "none":
         return None
-    from tools.embed_text import get_encoder
-
     suffix = "-ln" if settings.multilingual_neutral else ""
     return Space(f"multi-{settings.multilingual_model}{suffix}", lambda: get_encoder("multilingual", settings))
 

@@ -54,6 +54,7 @@ class Match:
 
 def make_client(settings: Settings):
     """An HttpClient when ``chroma_host`` is set, else an embedded PersistentClient under home."""
+    # deferred: chromadb (and its telemetry, onnx and HTTP stacks) loads with the first store use
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 
-from agent.llm import LLMReply
+from prism.agent.llm import LLMReply
 
 
 class PolicyChat:

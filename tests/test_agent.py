@@ -13,16 +13,16 @@ import shutil
 
 import pytest
 
-from agent.agent import Agent
-from agent.evidence import Answer, Ledger, validate
-from agent.llm import ScriptedChat
-from agent.sessions import SessionStore
-from agent.steps import MessageStream, parse_step, StepError
-from agent.tools import as_data, span
+from prism.agent.evidence import Answer, Ledger, validate
+from prism.agent.llm import ScriptedChat
+from prism.agent.orchestrator import Agent
+from prism.agent.sessions import SessionStore
+from prism.agent.steps import MessageStream, StepError, parse_step
+from prism.agent.toolkit import as_data, span
 from prism.errors import PrismError
 from prism.service import PrismService
 from prism.settings import Settings
-from prism.synth import speak
+from prism.tools.speech_synthesis import speak
 
 DEMO_IDS = ["quiet-orbit", "launch-window", "deep-field", "whiskers", "morning-roast", "midnight-harbour",
             "garden-of-small-things", "moonlit-wall", "lost-in-the-stars", "paper-lanterns"]
@@ -270,7 +270,7 @@ def test_the_validator_and_parsers_on_their_own(service):
     answer = Answer(message="", picks=[{"item_id": "quiet-orbit", "reason": "r", "evidence": [real.id, forged.id, "E9"]}])
     assert [v.kind for v in validate(answer, ledger, service.store)] == ["evidence_not_in_store", "unknown_evidence"]
     with pytest.raises(StepError, match="bad arguments for search_catalog"):
-        from agent.tools import TurnContext, build_tools
+        from prism.agent.toolkit import TurnContext, build_tools
 
         parse_step('{"tool": "search_catalog", "arguments": {"genre": "x"}}',
                    build_tools(TurnContext(service, None, "x", None)))
@@ -285,7 +285,7 @@ def test_the_validator_and_parsers_on_their_own(service):
 
 
 def test_text_cut_off_by_the_grammar_loses_its_unfinished_sentence():
-    from agent.render import whole_sentences
+    from prism.agent.render import whole_sentences
 
     cut = "Quiet Orbit is calm. The Deep Field is slow, meditative and about a "
     assert whole_sentences(cut, len(cut)) == "Quiet Orbit is calm."
@@ -300,8 +300,7 @@ def test_text_cut_off_by_the_grammar_loses_its_unfinished_sentence():
 def test_cli_ask_chat_and_trace(service, monkeypatch, demo_catalog):
     from typer.testing import CliRunner
 
-    from prism import cli_agent
-    from prism.cli import app
+    from prism.cli import agent_commands, app
     from prism.settings import get_settings
 
     script = [{"tool": "search_catalog", "arguments": {"query": "a calm film about space"}}, answer_with("quiet-orbit"),
@@ -310,7 +309,7 @@ def test_cli_ask_chat_and_trace(service, monkeypatch, demo_catalog):
                   "query": re.search(r'user_image: "(.*)"', last_user(call)).group(1)}},
               lambda call: answer_with(items_shown(call)[0])(call)]
     llm = ScriptedChat(script)
-    monkeypatch.setattr(cli_agent, "make_agent",
+    monkeypatch.setattr(agent_commands, "make_agent",
                         lambda: Agent(service, llm, SessionStore(get_settings().sessions_path)))
     runner = CliRunner()
     asked = runner.invoke(app, ["ask", "a calm film about space", "--session", "cli-1", "--json"])
@@ -333,7 +332,7 @@ def test_turn_numbers_are_taken_atomically_by_concurrent_writers(tmp_path):
     import threading
     import time as clock
 
-    from agent.sessions import Turn
+    from prism.agent.sessions import Turn
 
     store = SessionStore(tmp_path / "s.sqlite3")
     store.ensure("busy")
@@ -353,7 +352,7 @@ def test_turn_numbers_are_taken_atomically_by_concurrent_writers(tmp_path):
 
 
 def test_an_earlier_turn_is_replayed_with_its_stored_titles():
-    from agent.render import short
+    from prism.agent.render import short
 
     answer = {"message": "Try these.", "picks": [{"item_id": "7"}, {"item_id": "8"}],
               "titles": {"7": "Dr. Strangelove: Or How I Learned", "8": "Heat (1995)"}}

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.agent import Agent
-from agent.backends import chat_model
-from agent.evidence import validate
-from agent.sessions import SessionStore
+from prism.agent.backends import chat_model
+from prism.agent.evidence import validate
+from prism.agent.orchestrator import Agent
+from prism.agent.sessions import SessionStore
 from prism.service import PrismService
 from prism.settings import Settings
 
@@ -45,7 +45,7 @@ def test_a_real_embedded_llm_turn_calls_a_tool_and_answers_with_grounded_picks(d
 
 def _ledger_of(result):
     """The turn's ledger rebuilt from what the answer cites (ids, items and texts)."""
-    from agent.evidence import Ledger, EvidenceRef
+    from prism.agent.evidence import EvidenceRef, Ledger
 
     ledger = Ledger()
     for pick in result.answer.picks:
@@ -59,7 +59,7 @@ def test_an_openai_compatible_endpoint_chosen_by_settings(demo_service, tmp_path
     """The embedded model's llama.cpp server, used as any OpenAI-compatible endpoint would be
     (PRISM_LLM_BACKEND=openai + base URL + model), in native tool mode: no grammar, so the
     model's tool calls and answer are read by the tolerant parser."""
-    from agent.embedded import embedded_server
+    from prism.agent.embedded import embedded_server
 
     endpoint = embedded_server(demo_service.settings).base_url
     settings = demo_service.settings.model_copy(update={"llm_backend": "openai", "llm_base_url": endpoint,

@@ -6,17 +6,16 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 
 import httpx
 import pytest
-
 from conftest import serve_app
 from policy_chat import PolicyChat
+
 from prism.api.app import create_app
 from prism.errors import PrismError
 from prism.service import PrismService
-from prism.synth import speak
+from prism.tools.speech_synthesis import speak
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,12 @@ import pytest
 import torch
 from PIL import Image
 
-from prism.captioning.base import Caption, CaptionError
-from prism.captioning.blip import BlipCaptioner
-from prism.captioning.openai_vision import DEFAULT_PROMPT, OpenAIVisionCaptioner
 from prism.demo import DEMO_CATALOG
 from prism.errors import ModelMissingError
+from prism.prompts import load_prompt
+from prism.tools.captioning.base import Caption, CaptionError
+from prism.tools.captioning.blip import BlipCaptioner
+from prism.tools.captioning.openai_vision import OpenAIVisionCaptioner
 
 POSTER = DEMO_CATALOG / "images" / "quiet-orbit.jpg"
 WORDS = "a an the of in on with and is cat dog man woman poster movie film red blue green sky city night title text"
@@ -193,7 +194,7 @@ def test_openai_vision_sends_prompt_and_jpeg_and_reads_reply(vision_server, post
     parts = [part for message in request["messages"] for part in message["content"]]
     texts = [part["text"] for part in parts if part["type"] == "text"]
     urls = [part["image_url"]["url"] for part in parts if part["type"] == "image_url"]
-    assert DEFAULT_PROMPT.read_text(encoding="utf-8").strip() in texts
+    assert load_prompt("caption_image").strip() in texts
     assert len(urls) == 1 and urls[0].startswith("data:image/jpeg;base64,")
     with Image.open(io.BytesIO(base64.b64decode(urls[0].split(",", 1)[1]))) as sent:
         sent.load()

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from prism import weights
-from prism.vision.efficientnet_lite import (
+from prism.tools.vision.efficientnet_lite import (
     FEATURE_DIM,
     EfficientNetLite0,
     SameConv2d,

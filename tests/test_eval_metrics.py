@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from evals.interactions import Interactions
-from evals.metrics import coverage, intra_list_diversity, novelty, ranking_metrics, satisfaction, top_k
-from evals.significance import paired_bootstrap
+from prism.evals.significance import paired_bootstrap
+from prism.ranking.interactions import Interactions
+from prism.ranking.metrics import coverage, intra_list_diversity, novelty, ranking_metrics, satisfaction, top_k
 
 
 def test_hand_computed_ranking_metrics():

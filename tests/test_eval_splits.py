@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from evals import splits
-from evals.baselines import Popularity
-from evals.interactions import Interactions, read_ratings, restrict_items
-from evals.protocol import evaluate_on
-from evals.splits import LeakageError
+from prism.evals.baselines import Popularity
+from prism.ranking import splits
+from prism.ranking.interactions import Interactions, read_ratings, restrict_items
+from prism.ranking.protocol import evaluate_on
+from prism.ranking.splits import LeakageError
 
 
 def toy(n_users=30, n_items=40, per_user=8, seed=0) -> Interactions:

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from prism.cli import app
+from prism.evals.suite import evaluate_suite, export_mmrec
 from prism.service import PrismService
 from prism.settings import Settings
 
@@ -25,7 +26,7 @@ def ml_service(tmp_path_factory, movielens_dir, model_cache):
 
 
 def test_small_suite_writes_json_markdown_and_plots(ml_service, tmp_path):
-    results = ml_service.evaluate("small", out_dir=tmp_path / "report", log=lambda line: None)
+    results = evaluate_suite(ml_service, "small", out_dir=tmp_path / "report", log=lambda line: None)
     protocols = results["protocols"]
     assert set(protocols) == {"leave_last_one (all ratings)", "cold_items (all ratings)"}
     warm = protocols["leave_last_one (all ratings)"]["models"]
@@ -52,7 +53,7 @@ def test_small_suite_writes_json_markdown_and_plots(ml_service, tmp_path):
 
 
 def test_mmrec_export_matches_the_split(ml_service, tmp_path):
-    written = ml_service.export_mmrec("leave_last_one", tmp_path / "mmrec")
+    written = export_mmrec(ml_service, "leave_last_one", tmp_path / "mmrec")
     lines = open(written["inter"]).read().splitlines()
     assert lines[0].split("\t") == ["userID", "itemID", "rating", "timestamp", "x_label"]
     labels = [int(line.split("\t")[4]) for line in lines[1:]]

@@ -7,17 +7,27 @@ import numpy as np
 import pytest
 import torch
 
-from evals import splits
-from evals.baselines import RandomScores
-from evals.crossmodal import retrieval_recall
-from evals.features import ItemFeatures
-from evals.fusion_models import DEFAULT_GRID, FusionRecommender, aligned_retrieval, fusion_factory, fusion_models
-from evals.interactions import Interactions
-from evals.protocol import evaluate_on, validator
-from evals.suite import Suite, run_protocol
-from prism.fusion import (CheckpointError, FusionConfig, FusionModel, FusionTrainConfig, ItemInputs, build_history,
-                          load_checkpoint, resolve_device, train_fusion)
+from prism.evals.baselines import RandomScores
+from prism.evals.crossmodal import retrieval_recall
+from prism.evals.fusion_grid import DEFAULT_GRID, aligned_retrieval, fusion_factory, fusion_models
+from prism.evals.suite import Suite, run_protocol
+from prism.fusion import (
+    CheckpointError,
+    FusionConfig,
+    FusionModel,
+    FusionTrainConfig,
+    ItemInputs,
+    build_history,
+    load_checkpoint,
+    resolve_device,
+    train_fusion,
+)
+from prism.fusion.features import ItemFeatures
 from prism.fusion.model import FUSIONS
+from prism.fusion.recommender import FusionRecommender
+from prism.ranking import splits
+from prism.ranking.interactions import Interactions
+from prism.ranking.protocol import evaluate_on, validator
 
 DIMS = {"text": 16, "image": 24}
 

@@ -12,7 +12,7 @@ import pytest
 from prism.service import PrismService
 from prism.settings import Settings
 from prism.store import Store, VectorEntry
-from prism.synth import speak
+from prism.tools.speech_synthesis import speak
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
-"""The ``meta`` modality: hashed item metadata (prism/metadata_features.py)."""
+"""The ``meta`` modality: hashed item metadata (prism/fusion/metadata.py)."""
 
 import numpy as np
 
-from prism.metadata_features import META_DIM, metadata_tokens, metadata_vector
+from prism.fusion.metadata import META_DIM, metadata_tokens, metadata_vector
 
 
 def test_tokens_cover_lists_strings_numbers_and_booleans_and_skip_bookkeeping():

@@ -10,7 +10,7 @@ import pytest
 
 from prism.errors import ModelMissingError
 from prism.settings import Settings
-from tools import multilingual_encoders
+from prism.tools import multilingual_encoders
 
 DOCS_ZH = [
     "一名宇航员被困在火星上，靠种土豆活了下来。",
@@ -103,7 +103,7 @@ def test_concurrent_encodes_agree(encoder):
 
 @pytest.mark.slow
 def test_embed_text_tool_uses_it(settings):
-    from tools.embed_text import EmbedTextInput, embed_text
+    from prism.tools.embed_text import EmbedTextInput, embed_text
 
     out = embed_text(EmbedTextInput(texts=[QUERY_ZH, "zombies on a train"], model="multilingual", kind="query"), settings)
     assert out.model == "multilingual-e5-small-q4+language-neutral" and out.dim == 384
@@ -129,7 +129,7 @@ def test_language_neutral_ranks_meaning_over_language(tmp_path):
 
 
 def test_project_out_is_orthogonal_and_unit():
-    from tools.language_neutral import project_out
+    from prism.tools.language_neutral import project_out
 
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(5, 8)).astype(np.float32)
@@ -175,7 +175,7 @@ class CountingEncoder:
 
 
 def test_language_direction_is_cached_per_encoder(tmp_path):
-    from tools.language_neutral import LanguageNeutral
+    from prism.tools.language_neutral import LanguageNeutral
 
     first = CountingEncoder()
     neutral = LanguageNeutral(first, tmp_path)

@@ -14,10 +14,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from prism import fused, spaces
+from prism import spaces
 from prism.cli import app
-from prism.errors import InputError
-from prism.fused import NoCheckpointError
+from prism.errors import InputError, NoCheckpointError
+from prism.fusion import checkpoints
+from prism.fusion.features import catalog_order, stored_item_features
 from prism.fusion.train import load_checkpoint
 from prism.service import PrismService
 from prism.settings import Settings, get_settings
@@ -75,20 +76,17 @@ def test_train_saves_a_checkpoint_makes_it_current_and_fills_its_fused_space(tra
     checkpoint = load_checkpoint(path)
     assert checkpoint.config.fusion == "attention" and checkpoint.data_hash == summary.data_hash
     assert checkpoint.metrics["validation_interactions"] == held
-    pointer = fused.current(settings)
+    pointer = checkpoints.current(settings)
     assert pointer.name == "tiny" and pointer.sha256 == sha256_file(path)
     assert pointer.space == summary.space == spaces.fused_space(pointer.sha256).name == f"fused-{pointer.sha256[:12]}"
 
     # One fused vector per ingested item, equal to the checkpoint's encoding of the features the
-    # evaluation reads (evals.features), i.e. serving and evaluation see the same items.
-    from evals.features import load_item_features
-    from evals.fusion_models import item_inputs
-
-    ids = fused.catalog_order(service.store.all_item_ids())
+    # evaluation reads (prism.fusion.features), i.e. serving and evaluation see the same items.
+    ids = catalog_order(service.store.all_item_ids())
     assert service.store.collection(summary.space).count() == ITEMS == summary.fused_vectors
     stored = service.store.get_vectors(summary.space, [f"{i}|fused" for i in ids])
     with torch.no_grad():
-        expected = checkpoint.model.encode_items(item_inputs(load_item_features(service, ids))).vectors.numpy()
+        expected = checkpoint.model.encode_items(stored_item_features(service.store, service.settings, ids).inputs()).vectors.numpy()
     np.testing.assert_allclose(np.stack([stored[f"{i}|fused"] for i in ids]), expected, atol=1e-5)
     meta = service.store.collection(summary.space).get(ids=["1|fused"], include=["metadatas"])["metadatas"][0]
     assert meta["item_id"] == "1" and meta["title"] == "Toy Story (1995)"
@@ -195,14 +193,14 @@ def test_cli_recommend_json(trained, user, monkeypatch):
 
 def test_an_item_ingested_after_training_gets_a_fused_vector_without_retraining(trained, user, tmp_path):
     service, settings = trained["service"], trained["settings"]
-    pointer = fused.current(settings)
+    pointer = checkpoints.current(settings)
     before = sha256_file(pointer.path)
     catalog = tmp_path / "new.jsonl"
     catalog.write_text(json.dumps({"item_id": "new-1", "title": "The Lighthouse Keeper",
                                    "description": "An old lighthouse keeper alone on a stormy island."}) + "\n")
     summary = service.ingest(catalog)
     assert summary.ingested == 1 and summary.fused == 1
-    assert fused.current(settings) == pointer and sha256_file(pointer.path) == before  # no retraining
+    assert checkpoints.current(settings) == pointer and sha256_file(pointer.path) == before  # no retraining
     stored = service.store.get_vectors(pointer.space, ["new-1|fused"])["new-1|fused"]
     checkpoint = load_checkpoint(pointer.path)
     text = service.store.get_vectors(spaces.text_space(settings).name, ["new-1|document"])["new-1|document"]
@@ -223,7 +221,7 @@ def test_an_item_ingested_after_training_gets_a_fused_vector_without_retraining(
 
 def test_cli_retrain_switches_to_a_new_space_and_leaves_the_old_one(trained, user, monkeypatch):
     service, settings = trained["service"], trained["settings"]
-    old = fused.current(settings)
+    old = checkpoints.current(settings)
     old_vectors = service.store.get_vectors(old.space, ["1|fused"])["1|fused"]
     _use_home(monkeypatch, trained)
     result = runner.invoke(app, ["train", "--ratings", str(trained["ratings"]), "--epochs", "1", "--device", "cpu",
@@ -231,7 +229,7 @@ def test_cli_retrain_switches_to_a_new_space_and_leaves_the_old_one(trained, use
     assert result.exit_code == 0, result.output
     for field in ("best val NDCG@20", "seconds/epoch", "cpu", "cli-run.pt"):
         assert field in result.output
-    new = fused.current(settings)
+    new = checkpoints.current(settings)
     assert new.name == "cli-run" and new.space != old.space
     n_items = service.store.count_items()
     assert service.store.collection(new.space).count() == n_items >= ITEMS

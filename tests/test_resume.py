@@ -10,7 +10,7 @@ import sys
 
 from prism.service import PrismService
 from prism.settings import Settings
-from prism.synth import speak
+from prism.tools.speech_synthesis import speak
 
 ITEMS = 12
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from prism.errors import InputError
-from prism.synth import speak
-from tools.caption_image import CaptionImageInput, caption_image
-from tools.embed_text import EmbedTextInput, embed_text
-from tools.transcribe_audio import TranscribeAudioInput, split_at_silence, transcribe_audio, SAMPLE_RATE
+from prism.tools.caption_image import CaptionImageInput, caption_image
+from prism.tools.embed_text import EmbedTextInput, embed_text
+from prism.tools.speech_synthesis import speak
+from prism.tools.transcribe_audio import SAMPLE_RATE, TranscribeAudioInput, split_at_silence, transcribe_audio
 
 
 def test_embed_text_is_normalised_and_semantic(settings):
@@ -108,7 +108,7 @@ def test_openai_whisper_switch_names_what_it_needs(tmp_path):
     (a real run needs `pip install openai-whisper` and weights; none ship offline)."""
     from prism.errors import ModelMissingError
     from prism.settings import Settings
-    from tools.transcribe_audio import get_backend
+    from prism.tools.transcribe_audio import get_backend
 
     missing = tmp_path / "base.pt"
     settings = Settings(home=tmp_path, whisper_backend="openai-whisper", whisper_pt=missing)
@@ -140,9 +140,10 @@ def tiny_whisper_pt(tmp_path_factory):
 def test_openai_whisper_backend_runs_a_real_checkpoint(tiny_whisper_pt, tmp_path):
     """The openai-whisper path end to end on a tiny local checkpoint: load, language detection or
     forcing, segments and provenance (its words are noise: the weights are random)."""
+    from whisper.tokenizer import LANGUAGES
+
     from prism.settings import Settings
     from prism.weights import sha256_file
-    from whisper.tokenizer import LANGUAGES
 
     settings = Settings(home=tmp_path, whisper_backend="openai-whisper", whisper_pt=tiny_whisper_pt)
     clip = speak("a calm film about the sea", tmp_path / "sea.wav")

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import serve_app
 from policy_chat import PolicyChat
+
 from prism.api.app import create_app
 from prism.service import PrismService
 

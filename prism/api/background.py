@@ -13,6 +13,7 @@ from contextlib import contextmanager
 @contextmanager
 def serve_in_thread(app, startup_timeout: float = 600.0) -> Iterator[str]:
     """Yield the base URL once the server has started (its lifespan, e.g. model warm-up, done)."""
+    # deferred: uvicorn loads only where a server is started
     import uvicorn
 
     with socket.socket() as probe:

@@ -1,8 +1,7 @@
-"""The local fusion model (``model``) and its training loop and checkpoints (``train``)."""
+"""The fusion model and everything that serves it.
 
-from prism.fusion.model import Explanation, FusionConfig, FusionModel, ItemInputs, build_history, explain
-from prism.fusion.train import (CheckpointError, FusionTrainConfig, load_checkpoint, resolve_device, save_checkpoint,
-                                train_fusion)
-
-__all__ = ["CheckpointError", "Explanation", "FusionConfig", "FusionModel", "FusionTrainConfig", "ItemInputs",
-           "build_history", "explain", "load_checkpoint", "resolve_device", "save_checkpoint", "train_fusion"]
+``model`` (the whole model, one file) and ``train`` (its training loop and checkpoint files);
+``features`` (what the model reads of an item), ``recommender`` (the model as a ranker),
+``checkpoints`` (which checkpoint is in service), ``vectors`` (fused item vectors in the
+store), ``pipeline`` (``prism train``) and ``metadata`` (hashed item metadata).
+"""

@@ -23,19 +23,15 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from prism.errors import PrismError
+from prism.errors import CheckpointError
 from prism.fusion.model import FusionConfig, FusionModel, ItemInputs, build_history
 
 CHECKPOINT_FORMAT = "prism-fusion-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointError(PrismError):
-    """A checkpoint file is missing, unreadable, or not a Prism fusion checkpoint."""
-
-
 class InteractionRows(Protocol):
-    """Parallel int arrays, one row per interaction (``evals.interactions.Interactions`` fits)."""
+    """Parallel int arrays, one row per interaction (``prism.ranking.interactions.Interactions`` fits)."""
 
     users: np.ndarray
     items: np.ndarray

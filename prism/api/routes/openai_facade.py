@@ -19,11 +19,14 @@ import time
 import uuid
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
+from prism.api.context import ApiContext, check_session, context, safe_name, turn_events
 from prism.api.uploads import save_bytes
+
+router = APIRouter()
 
 
 class ChatCompletionRequest(BaseModel):
@@ -66,42 +69,34 @@ def _session(request: Request, body: ChatCompletionRequest) -> str:
     return "oai-" + hashlib.sha256(json.dumps(first.get("content"), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def router(prism, uploads: Path, limit: int) -> APIRouter:
-    routes = APIRouter()
-
-    @routes.post("/v1/chat/completions", summary="OpenAI-compatible chat completions over the agent")
-    async def chat_completions(body: ChatCompletionRequest, request: Request):
-        from prism.api.app import _check_session, _safe_name
-
-        last = next((m for m in reversed(body.messages) if m.get("role") == "user"), None)
-        if last is None:
-            raise HTTPException(400, "messages hold no user message")
-        text, image_bytes = _text_and_image(last)
-        session = _session(request, body)
-        _check_session(session)
-        image = None
-        if image_bytes is not None:
-            image = save_bytes(image_bytes, "image_url", "image", uploads / _safe_name(session), limit)
-        if not text.strip() and image is None:
-            raise HTTPException(400, "the last user message is empty")
-        completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        if not body.stream:
-            result = await asyncio.to_thread(prism.run_turn, session, request=text, image=image)
-            t = result.trace
-            return {"id": completion_id, "object": "chat.completion", "created": created, "model": body.model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
-                              "total_tokens": t.prompt_tokens + t.completion_tokens},
-                    "prism": result.model_dump()}
-        return EventSourceResponse(_chunks(prism, session, text, image, completion_id, created, body.model))
-
-    return routes
+@router.post("/v1/chat/completions", summary="OpenAI-compatible chat completions over the agent")
+async def chat_completions(body: ChatCompletionRequest, request: Request, prism: ApiContext = Depends(context)):
+    last = next((m for m in reversed(body.messages) if m.get("role") == "user"), None)
+    if last is None:
+        raise HTTPException(400, "messages hold no user message")
+    text, image_bytes = _text_and_image(last)
+    session = _session(request, body)
+    check_session(session)
+    image = None
+    if image_bytes is not None:
+        image = save_bytes(image_bytes, "image_url", "image", prism.uploads / safe_name(session), prism.upload_limit)
+    if not text.strip() and image is None:
+        raise HTTPException(400, "the last user message is empty")
+    completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    if not body.stream:
+        result = await asyncio.to_thread(prism.run_turn, session, request=text, image=image)
+        t = result.trace
+        return {"id": completion_id, "object": "chat.completion", "created": created, "model": body.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
+                          "total_tokens": t.prompt_tokens + t.completion_tokens},
+                "prism": result.model_dump()}
+    return EventSourceResponse(_chunks(prism, session, text, image, completion_id, created, body.model))
 
 
-async def _chunks(prism, session: str, text: str, image, completion_id: str, created: int, model: str):
-    from prism.api.app import _turn_events
-
+async def _chunks(prism: ApiContext, session: str, text: str, image: Path | None, completion_id: str,
+                  created: int, model: str):
     def chunk(delta: dict, finish: str | None = None, **extra) -> dict:
         return {"data": json.dumps({"id": completion_id, "object": "chat.completion.chunk", "created": created,
                                     "model": model, "choices": [{"index": 0, "delta": delta,
@@ -110,7 +105,7 @@ async def _chunks(prism, session: str, text: str, image, completion_id: str, cre
 
     yield chunk({"role": "assistant", "content": ""})
     streamed = ""
-    async for event in _turn_events(prism, session, request=text, image=image):
+    async for event in turn_events(prism, session, request=text, image=image):
         if event["event"] == "token":
             piece = json.loads(event["data"])["text"]
             streamed += piece

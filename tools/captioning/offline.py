@@ -15,9 +15,10 @@ import torch
 from PIL import Image
 
 from prism import weights
-from prism.captioning.base import Caption, CaptionError, Label, OcrLine, Provenance
-from prism.captioning.colours import dominant_colours
 from prism.settings import Settings
+from prism.tools.captioning.base import Caption, CaptionError, Label, OcrLine
+from prism.tools.captioning.colours import dominant_colours
+from prism.tools.provenance import Provenance
 
 MIN_OCR_CONFIDENCE = 0.7
 MIN_OCR_CHARS = 2
@@ -32,6 +33,7 @@ def restore_word_spaces(text: str) -> str:
     >>> restore_word_spaces("THEDEEPFIELD 1995")
     'THE DEEP FIELD 1995'
     """
+    # deferred: wordninja reads its word list on import
     import wordninja
 
     words = []
@@ -56,19 +58,22 @@ class OfflineCaptioner:
         self._ocr = None
 
     def _load(self) -> None:
-        from prism.vision.efficientnet_lite import imagenet_class_names, load_pretrained
+        # deferred: the network module loads torch
+        from prism.tools.vision.efficientnet_lite import imagenet_class_names, load_pretrained
 
         path = weights.efficientnet_lite0_file(self._settings.model_cache)
         self._net = load_pretrained(path)
         self._labels = imagenet_class_names()
         if self._settings.ocr_enabled:
+            # deferred: RapidOCR loads onnxruntime and its models
             from rapidocr_onnxruntime import RapidOCR
 
             self._ocr = RapidOCR()
 
     def features_and_labels(self, images: list[Image.Image]) -> tuple[np.ndarray, list[list[Label]]]:
         """The 1280-d features (float32) and top labels for a batch of RGB images."""
-        from prism.vision.efficientnet_lite import preprocess
+        # deferred: the network module loads torch
+        from prism.tools.vision.efficientnet_lite import preprocess
 
         with self._lock:
             if self._net is None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from evals.baselines import Recommender
-from evals.metrics import KS, evaluate, group_by_user
-from evals.splits import Split, check_fitted_on, validation_view
+from prism.ranking.metrics import KS, evaluate, group_by_user
+from prism.ranking.recommender import Recommender
+from prism.ranking.splits import Split, check_fitted_on, validation_view
 
 
 def known_items(split: Split, include_val: bool) -> dict[int, np.ndarray]:

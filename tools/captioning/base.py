@@ -13,6 +13,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from prism.errors import PrismError
+from prism.tools.provenance import Provenance
 
 
 class Label(BaseModel):
@@ -31,16 +32,6 @@ class OcrLine(BaseModel):
     text: str
     raw: str | None = None
     confidence: float = Field(ge=0.0, le=1.0)
-
-
-class Provenance(BaseModel):
-    """Where a derived text came from: enough to reproduce or distrust it."""
-
-    backend: str
-    model: str
-    version: str
-    weights_sha256: str | None = None
-    confidences: dict[str, float] = Field(default_factory=dict)
 
 
 class Caption(BaseModel):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from evals.interactions import Interactions
+from prism.ranking.interactions import Interactions
 
 KS = (5, 10, 20, 50)
 

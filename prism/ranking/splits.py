@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evals.interactions import Interactions
 from prism.errors import PrismError
+from prism.ranking.interactions import Interactions
 
 
 class LeakageError(PrismError):

@@ -22,8 +22,8 @@ from typing import Literal
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
-from agent.evidence import EvidenceKind, Ledger
-from agent.sessions import Preference, PreferenceKind, SessionStore
+from prism.agent.evidence import EvidenceKind, Ledger
+from prism.agent.sessions import Preference, PreferenceKind, SessionStore
 from prism.search import Evidence, SearchHit
 from prism.service import PrismService
 

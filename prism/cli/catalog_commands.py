@@ -1,35 +1,22 @@
-"""The ``prism`` command line: a thin shell over :class:`prism.service.PrismService`."""
+"""The catalog and model commands: ingest, search, item, eval, train, recommend, demo."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from prism.cli.output import console, fail, out, print_search
 from prism.errors import PrismError
 from prism.ingest import IngestSummary
-from prism.search import SearchResult
 from prism.service import PrismService
 
-app = typer.Typer(help="Prism: a multimodal, LLM-centric agent recommender.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-console = Console(stderr=True)
-out = Console()
 
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
-    raise typer.Exit(2)
-
-
-@app.command()
 def ingest(
     path: Annotated[Path, typer.Argument(help="A catalog JSONL file, a folder with catalog.jsonl, or a MovieLens-MM folder.")],
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Ingest at most N catalog rows.")] = None,
@@ -53,7 +40,7 @@ def ingest(
             task = progress.add_task("ingest", total=limit, new=0, upd=0, skip=0, fail=0)
             summary = service.ingest(path, limit=limit, on_batch=on_batch)
     except (PrismError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         out.print_json(summary.model_dump_json())
         return
@@ -68,24 +55,6 @@ def ingest(
                   + f": {failure.reason}", highlight=False)
 
 
-def print_search(result: SearchResult) -> None:
-    """Render a search result as a table with the evidence that matched."""
-    if result.query_transcript is not None:
-        out.print(f"[bold]heard:[/] {result.query_transcript}", highlight=False)
-    if result.query_caption is not None:
-        out.print(f"[bold]image:[/] {result.query_caption}", highlight=False)
-    table = Table(show_lines=True)
-    table.add_column("#", justify="right")
-    table.add_column("item")
-    table.add_column("score", justify="right")
-    table.add_column("evidence")
-    for rank, hit in enumerate(result.hits, start=1):
-        lines = [f"[dim]{e.channel}→{e.field} ({e.similarity:.2f})[/] {e.text[:160]}" for e in hit.evidence[:3]]
-        table.add_row(str(rank), f"{hit.title}\n[dim]{hit.item_id}[/]", f"{hit.score:.4f}", "\n".join(lines))
-    out.print(table)
-
-
-@app.command()
 def search(
     text: Annotated[Optional[str], typer.Argument(help="What to look for, in English or Chinese.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=200, help="How many items to return.")] = 5,
@@ -98,27 +67,25 @@ def search(
     try:
         filters = json.loads(where) if where else None
     except json.JSONDecodeError as exc:
-        _fail(f"--where is not valid JSON: {exc}")
+        fail(f"--where is not valid JSON: {exc}")
     try:
         result = PrismService().search(text=text, image=image, audio=audio, k=k, where=filters)
     except PrismError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         out.print_json(result.model_dump_json())
     else:
         print_search(result)
 
 
-@app.command()
 def item(item_id: Annotated[str, typer.Argument(help="The item's id.")]) -> None:
     """Show an ingested item: its text, metadata, captions and transcripts with provenance."""
     record = PrismService().get_item(item_id)
     if record is None:
-        _fail(f"no item with id '{item_id}' in the store")
+        fail(f"no item with id '{item_id}' in the store")
     out.print_json(json.dumps(record, ensure_ascii=False, default=str))
 
 
-@app.command(name="eval")
 def evaluate(
     suite: Annotated[str, typer.Option("--suite", "-s", help="small (CI-sized), full, fusion (every fusion strategy × modality set against the baselines) or modalities (which modalities the served model fuses).")] = "small",
     ratings: Annotated[Optional[Path], typer.Option("--ratings", help="ratings.tsv (default: settings.movielens_dir).")] = None,
@@ -127,44 +94,32 @@ def evaluate(
     mmrec: Annotated[Optional[Path], typer.Option("--export-mmrec", help="Only export the leave-last-one, temporal and cold-item splits with item features in MMRec's format to this folder.")] = None,
 ) -> None:
     """Run an offline evaluation suite over the ingested catalog: JSON, Markdown table, plots."""
+    # deferred: the evaluation suites load torch and every baseline
+    from prism.evals.report import markdown
+    from prism.evals.suite import evaluate_suite, export_mmrec
+
     if mmrec is not None:
         try:
             for protocol in ("leave_last_one", "temporal", "cold_items"):
-                written = PrismService().export_mmrec(protocol, mmrec, ratings)
+                written = export_mmrec(PrismService(), protocol, mmrec, ratings)
                 out.print_json(json.dumps({"protocol": protocol, **written}))
         except PrismError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         return
     try:
         chosen_seeds = tuple(int(seed) for seed in seeds.split(",") if seed.strip()) if seeds else None
     except ValueError:
-        _fail(f"--seeds must be comma-separated integers, got '{seeds}'")
+        fail(f"--seeds must be comma-separated integers, got '{seeds}'")
     try:
-        results = PrismService().evaluate(suite, ratings, out_dir, log=lambda line: console.print(line, highlight=False),
+        results = evaluate_suite(PrismService(), suite, ratings, out_dir, log=lambda line: console.print(line, highlight=False),
                                           seeds=chosen_seeds)
     except PrismError as exc:
-        _fail(str(exc))
-    from evals.report import markdown
-
+        fail(str(exc))
     out.print(markdown(results), highlight=False, soft_wrap=True)
 
 
-TRAIN_HELP = (
-    "Train the local fusion model on the interactions over the ingested items.\n\n"
-    "Each user's latest interaction is held out for early stopping; the best epoch's state is kept. "
-    "The checkpoint goes to PRISM_HOME/models/fusion/NAME.pt and becomes the current one; every item's fused "
-    "vector is written to the checkpoint's own vector space, and items ingested later get theirs at ingest time."
-)
-RECOMMEND_HELP = (
-    "Rank the catalog for a user with the current fusion model, optionally steered by a query.\n\n"
-    "Items the user already interacted with are left out. Each item comes with its score, the weights of its "
-    "modalities, the history items that contributed most and, with a query, the evidence that matched. "
-    "With a query: score = (1 - w) * user score + w * query similarity, both min-max normalised over the "
-    "candidates (w = settings.recommend_query_weight, default 0.5)."
-)
 
 
-@app.command(help=TRAIN_HELP)
 def train(
     ratings: Annotated[Optional[Path], typer.Option("--ratings", help="Interactions as user<TAB>item<TAB>rating<TAB>timestamp (default: settings.movielens_dir/ratings.tsv).")] = None,
     min_rating: Annotated[Optional[float], typer.Option("--min-rating", help="Keep only ratings at or above this value (default: every rating is an interaction).")] = None,
@@ -175,11 +130,17 @@ def train(
     name: Annotated[Optional[str], typer.Option("--name", help="Checkpoint name (default: FUSION-TIMESTAMP).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
+    """Train the local fusion model on the interactions over the ingested items.
+
+    Each user's latest interaction is held out for early stopping; the best epoch's state is
+    kept. The checkpoint goes to PRISM_HOME/models/fusion/NAME.pt and becomes the current
+    one; every item's fused vector is written to the checkpoint's own vector space, and
+    items ingested later get theirs at ingest time."""
     try:
         summary = PrismService().train(ratings, min_rating, fusion, epochs, device, seed, name,
                                        log=lambda line: console.print(line, highlight=False))
     except (PrismError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         out.print_json(summary.model_dump_json())
         return
@@ -196,7 +157,6 @@ def train(
         out.print(f"  {key}: {escape(value)}", highlight=False, soft_wrap=True)
 
 
-@app.command(help=RECOMMEND_HELP)
 def recommend(
     user: Annotated[str, typer.Option("--user", help="The user's id in the ratings file.")],
     query: Annotated[Optional[str], typer.Option("--query", help="Steer with a text query (English or Chinese).")] = None,
@@ -205,10 +165,18 @@ def recommend(
     k: Annotated[int, typer.Option("-k", min=1, max=200, help="How many items to return.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
+    """Rank the catalog for a user with the current fusion model, optionally steered by a
+    query.
+
+    Items the user already interacted with are left out. Each item comes with its score, the
+    weights of its modalities, the history items that contributed most and, with a query,
+    the evidence that matched. With a query: score = (1 - w) * user score + w * query
+    similarity, both min-max normalised over the candidates (w =
+    settings.recommend_query_weight, default 0.5)."""
     try:
         result = PrismService().recommend(user, text=query, image=image, audio=audio, k=k)
     except (PrismError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         out.print_json(result.model_dump_json())
         return
@@ -230,25 +198,12 @@ def recommend(
     out.print(table)
 
 
-@app.command()
 def demo() -> None:
     """Ingest the bundled demo catalog, run a text, a voice and an image search, then ask the agent."""
-    from prism import demo as demo_module
+    # deferred: the demo ends with an agent turn (LangChain, the embedded LLM)
+    from prism.demo import run as run_demo
 
     try:
-        demo_module.run(out)
+        run_demo(out)
     except PrismError as exc:
-        _fail(str(exc))
-
-
-from prism import cli_agent  # noqa: E402  (the agent's commands register on the app above)
-
-cli_agent.register(app, out, console, _fail)
-
-
-def main() -> None:  # pragma: no cover - console script entry point
-    app(sys.argv[1:])
-
-
-if __name__ == "__main__":  # python -m prism.cli
-    main()
+        fail(str(exc))

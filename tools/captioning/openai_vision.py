@@ -1,7 +1,7 @@
 """The OpenAI-compatible vision captioner: one chat.completions request per image.
 
 Works with OpenAI itself or any local server speaking the same API (vLLM, llama.cpp,
-Ollama, LM Studio). The instruction text lives in ``prompts/caption_image.txt``.
+Ollama, LM Studio). The instruction text is the prompt ``caption_image`` (``prompts/caption_image.txt``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from prism.captioning.base import Caption, CaptionError, Provenance
+from prism.prompts import load_prompt
+from prism.tools.captioning.base import Caption, CaptionError
+from prism.tools.provenance import Provenance
 
-DEFAULT_PROMPT = Path(__file__).resolve().parents[2] / "prompts" / "caption_image.txt"
 # OpenAI scales larger images down to this anyway; sending more only costs upload time.
 MAX_SIDE = 2048
 
@@ -49,13 +50,14 @@ class OpenAIVisionCaptioner:
         timeout: float = 60.0,
         prompt_path: Path | None = None,
     ) -> None:
+        # deferred: the openai client loads only for this backend
         import openai
 
-        prompt_path = Path(prompt_path or DEFAULT_PROMPT)
         try:
-            self._prompt = prompt_path.read_text(encoding="utf-8").strip()
+            self._prompt = (Path(prompt_path).read_text(encoding="utf-8") if prompt_path
+                            else load_prompt("caption_image")).strip()
         except OSError as exc:
-            raise CaptionError(f"caption prompt file {prompt_path} is unreadable: {exc}") from exc
+            raise CaptionError(f"caption prompt file {prompt_path or 'caption_image.txt'} is unreadable: {exc}") from exc
         self._base_url = base_url
         self._model = model
         self._api_key = api_key
@@ -72,6 +74,7 @@ class OpenAIVisionCaptioner:
 
     def caption(self, image: Image.Image) -> Caption:
         """Caption one image with the stripped reply; ``confidences`` stays empty (none reported)."""
+        # deferred: the openai client loads only for this backend
         import openai
 
         content = [

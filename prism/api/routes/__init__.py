@@ -1,0 +1,2 @@
+"""One router per resource: chat, sessions, recommendations, items, the OpenAI-compatible
+facade, health and the web page."""

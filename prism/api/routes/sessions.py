@@ -1,0 +1,20 @@
+"""``GET /v1/sessions/{id}``: a chat session with its preferences, turns and traces."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from prism.api.context import ApiContext, check_session, context
+
+router = APIRouter()
+
+
+@router.get("/v1/sessions/{session_id}", summary="A session: preferences, turns, traces")
+async def get_session(session_id: str, prism: ApiContext = Depends(context)):
+    check_session(session_id)
+    found = await asyncio.to_thread(prism.sessions.load, session_id)
+    if found is None:
+        raise HTTPException(404, f"no session '{session_id}'")
+    return found.model_dump()
