@@ -43,9 +43,19 @@ class Ledger:
 
     candidates: dict[str, str] = field(default_factory=dict)  # item_id -> title
     evidence: dict[str, EvidenceRef] = field(default_factory=dict)
+    # item_id -> its position in the tool result that first returned it (0 = the tool's best)
+    ranks: dict[str, int] = field(default_factory=dict)
+    # item_id -> the instruction-like spans withheld from the model (prism.untrusted)
+    flagged: dict[str, list[str]] = field(default_factory=dict)
 
-    def add_candidate(self, item_id: str, title: str) -> None:
+    def add_candidate(self, item_id: str, title: str, rank: int | None = None) -> None:
         self.candidates.setdefault(str(item_id), title)
+        if rank is not None:
+            self.ranks.setdefault(str(item_id), rank)
+
+    def flag(self, item_id: str, spans: list[str]) -> None:
+        """Record that ``item_id``'s text held instruction-like ``spans`` (withheld from the model)."""
+        self.flagged.setdefault(str(item_id), []).extend(s for s in spans if s)
 
     def add_evidence(self, kind: EvidenceKind, text: str, item_id: str | None = None,
                      field_name: str | None = None) -> EvidenceRef:
@@ -73,7 +83,8 @@ class Answer(BaseModel):
 
 class Violation(BaseModel):
     kind: Literal["unknown_item", "not_retrieved", "unknown_evidence", "evidence_of_other_item",
-                  "evidence_not_in_store", "no_evidence", "duplicate_item"]
+                  "evidence_not_in_store", "no_evidence", "duplicate_item", "steered_pick",
+                  "instruction_in_message", "copied_from_data", "names_non_pick"]
     item_id: str | None = None
     evidence_id: str | None = None
     detail: str
@@ -133,7 +144,7 @@ def drop_violations(answer: Answer, violations: list[Violation]) -> Answer:
     """``answer`` without the picks and citations ``violations`` name; a pick left with no
     evidence is dropped too."""
     bad_items = {v.item_id for v in violations
-                 if v.kind in ("unknown_item", "not_retrieved", "no_evidence", "duplicate_item")}
+                 if v.kind in ("unknown_item", "not_retrieved", "no_evidence", "duplicate_item", "steered_pick")}
     bad_refs = {(v.item_id, v.evidence_id) for v in violations if v.evidence_id}
     picks, kept_ids = [], set()
     for pick in answer.picks:

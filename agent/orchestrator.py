@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from prism.agent import render
 from prism.agent.evidence import Answer, Pick, Violation, drop_violations, validate
 from prism.agent.llm import ChatModel, LLMError, LLMReply
+from prism.agent.message_check import message_violations, plain_message, steered_picks
 from prism.agent.sessions import SessionStore, Turn
 from prism.agent.steps import (
     MESSAGE_CHARS,
@@ -89,6 +90,10 @@ class Trace(BaseModel):
     dropped_picks: int = 0
     reasked_for_grounding: bool = False
     fallback: bool = False
+    message_replaced: bool = Field(False, description="The model's message could not be shown (instruction-like, "
+                                   "copied from data, or naming a non-pick) and code wrote it.")
+    withheld_instructions: dict[str, list[str]] = Field(
+        default_factory=dict, description="Per item, instruction-like spans withheld from the model.")
 
 
 class TurnResult(BaseModel):
@@ -161,7 +166,9 @@ class Agent:
             if isinstance(parsed, ToolStep):
                 messages += self._run_tool(parsed, reply, tools, ctx, trace, emit)
                 continue
-            violations = validate(parsed.answer, ctx.ledger, self.service.store)
+            violations = (validate(parsed.answer, ctx.ledger, self.service.store)
+                          + steered_picks(parsed.answer, ctx.ledger, self.settings.agent_max_picks)
+                          + message_violations(parsed.answer, ctx.ledger, self.service.store))
             trace.violations += violations
             if violations and not trace.reasked_for_grounding and step < self.settings.agent_max_steps - 1:
                 trace.reasked_for_grounding = True
@@ -176,6 +183,11 @@ class Agent:
         if answer is None:
             answer = self._fallback(ctx)
             trace.fallback = True
+        if message_violations(answer, ctx.ledger, self.service.store):
+            # Still not showable after the re-ask (or the picks it named were dropped): code writes it.
+            answer = answer.model_copy(update={"message": plain_message(answer, request)})
+            trace.message_replaced = True
+        trace.withheld_instructions = {k: v[:3] for k, v in ctx.ledger.flagged.items()}
         answer = Answer(message=render.whole_sentences(answer.message, MESSAGE_CHARS), picks=[
             p.model_copy(update={"reason": render.whole_sentences(p.reason, REASON_CHARS)})
             for p in answer.picks[: self.settings.agent_max_picks]])

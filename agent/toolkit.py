@@ -26,6 +26,7 @@ from prism.agent.evidence import EvidenceKind, Ledger
 from prism.agent.sessions import Preference, PreferenceKind, SessionStore
 from prism.search import Evidence, SearchHit
 from prism.service import PrismService
+from prism.untrusted import clean_run, instruction_spans
 
 SPAN_CHARS = 140
 EVIDENCE_PER_ITEM = 1  # the best-matching stored text; more costs prompt time on a CPU model
@@ -137,16 +138,28 @@ def _avoided(title: str, metadata: dict, preferences: list[Preference]) -> str |
     return None
 
 
-def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evidence: list[Evidence]) -> str:
-    ctx.ledger.add_candidate(item_id, title)
+def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evidence: list[Evidence],
+               rank: int | None = None) -> str:
+    """One candidate as the LLM sees it. Its texts pass :func:`prism.untrusted.clean_run`:
+    instruction-like sentences are withheld (and the item flagged in the ledger), so catalog
+    text never reaches the model as something it could obey."""
+    withheld = [f.text for f in instruction_spans(title)]
+    shown_title = clean_run(title) or f"item {item_id}"
+    ctx.ledger.add_candidate(item_id, shown_title, rank)
     facts = ", ".join(_genres(metadata))
     year = metadata.get("year")
-    lines = [f"item {item_id}: {title}" + (f" [{facts}]" if facts else "") + (f" {year}" if year and
-                                                                               str(year) not in title else "")]
+    lines = [f"item {item_id}: {shown_title}" + (f" [{facts}]" if facts else "")
+             + (f" {year}" if year and str(year) not in shown_title else "")]
     for e in evidence[:EVIDENCE_PER_ITEM]:
         text = plot_of(e.text) if e.field == "document" else e.text
-        ref = ctx.ledger.add_evidence(_kind(e.field), span(text), item_id, e.field)
+        withheld += [f.text for f in instruction_spans(text)]
+        if not (clean := clean_run(text)):
+            continue
+        ref = ctx.ledger.add_evidence(_kind(e.field), span(clean), item_id, e.field)
         lines.append(f'  {ref.id} {ref.kind}: "{ref.text}"')
+    if withheld:
+        ctx.ledger.flag(item_id, withheld)
+        lines.append("  (instruction-like text in this item's data was withheld)")
     return "\n".join(lines)
 
 
@@ -154,10 +167,10 @@ def _hits_text(ctx: TurnContext, hits: list[SearchHit]) -> str:
     lines, dropped = [], []
     for hit in hits:
         if (avoided := _avoided(hit.title, hit.metadata, ctx.preferences)) is not None:
-            dropped.append(f"{hit.title} (avoid: {avoided})")
+            dropped.append(f"{clean_run(hit.title) or hit.item_id} (avoid: {avoided})")
             continue
         if len(lines) < ctx.k:
-            lines.append(_item_line(ctx, hit.item_id, hit.title, hit.metadata, hit.evidence))
+            lines.append(_item_line(ctx, hit.item_id, hit.title, hit.metadata, hit.evidence, rank=len(lines)))
     if dropped:
         lines.append(f"left out by the user's preferences: {', '.join(dropped[:5])}")
     return "\n".join(lines) or "no matching items"
@@ -194,10 +207,12 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
                 continue
             evidence = item.evidence or [Evidence(channel="item", field="document", text=record["document"],
                                                   similarity=0.0)]
-            line = _item_line(ctx, item.item_id, item.title, record["metadata"], evidence)
+            line = _item_line(ctx, item.item_id, item.title, record["metadata"], evidence, rank=len(lines))
             for because in item.because[:1]:
-                ref = ctx.ledger.add_evidence("history", because.title, because.item_id, "title")
-                line += f'\n  {ref.id} history: user {user} liked "{because.title}"'
+                if not (liked := clean_run(because.title)):
+                    continue
+                ref = ctx.ledger.add_evidence("history", liked, because.item_id, "title")
+                line += f'\n  {ref.id} history: user {user} liked "{liked}"'
             lines.append(line)
         return "\n".join(lines) or "no recommendations"
 
@@ -206,7 +221,8 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
         return f"items like {result.title} (by {by}):\n" + _hits_text(ctx, result.hits)
 
     def user_media(kind: EvidenceKind, text: str, label: str, hint: str) -> str:
-        ref = ctx.ledger.add_evidence(kind, span(text, 240))
+        # An upload is untrusted too: text read off an image or heard in a clip is not an instruction.
+        ref = ctx.ledger.add_evidence(kind, span(clean_run(text), 240))
         return f'{ref.id} {label}: "{ref.text}"\n{hint}'
 
     def caption_image() -> str:
@@ -234,8 +250,10 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
             return "error: no user is linked to this chat"
         lines = []
         for row in service.user_history(str(user), n=ctx.k):
-            ref = ctx.ledger.add_evidence("history", row["title"], row["item_id"], "title")
-            lines.append(f'  {ref.id} history: user {user} rated "{row["title"]}" {row["rating"]}/5')
+            if not (title := clean_run(row["title"])):
+                continue
+            ref = ctx.ledger.add_evidence("history", title, row["item_id"], "title")
+            lines.append(f'  {ref.id} history: user {user} rated "{title}" {row["rating"]}/5')
         return "\n".join(lines) or "no history"
 
     def remember_preference(kind: str, value: str) -> str:

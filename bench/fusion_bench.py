@@ -22,9 +22,8 @@ import numpy as np
 import torch
 
 from prism.evals.baselines import BPRMF, TrainConfig
-from prism.fusion import FusionConfig, FusionTrainConfig, ItemInputs, build_history, resolve_device, train_fusion
-from prism.fusion.model import FUSIONS
-from prism.fusion.train import autocast
+from prism.fusion.model import FUSIONS, FusionConfig, ItemInputs, build_history
+from prism.fusion.train import FusionTrainConfig, autocast, resolve_device, train_fusion
 from prism.ranking import splits
 from prism.ranking.interactions import Interactions
 from prism.ranking.protocol import evaluate_on

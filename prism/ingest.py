@@ -35,6 +35,7 @@ from prism.store import Store, VectorEntry
 from prism.tools.caption_image import get_backend as caption_backend
 from prism.tools.caption_image import load_image
 from prism.tools.transcribe_audio import TranscribeAudioInput, transcribe_audio
+from prism.untrusted import instruction_spans
 
 INGEST_FORMAT = "1"
 
@@ -83,6 +84,15 @@ def filter_metadata(item: CatalogItem) -> dict:
     meta = {k: v for k, v in item.metadata.items() if not (isinstance(v, list) and not v)}
     meta["title"] = item.title
     return meta
+
+
+def instruction_span_count(prepared: Prepared) -> int:
+    """How many instruction-like spans (:mod:`prism.untrusted`) the item's title, document,
+    captions, OCR lines and transcripts hold: a flag kept with the item, never acted on."""
+    texts = [prepared.item.title, prepared.item.document()]
+    for derived in prepared.derived:
+        texts += [derived.get("text") or "", *(derived.get("ocr") or [])]
+    return sum(len(instruction_spans(text)) for text in texts)
 
 
 def _batches(rows: Iterable[CatalogRow], size: int) -> Iterator[list[CatalogRow]]:
@@ -148,6 +158,7 @@ class Ingestor:
             {"id": p.item.item_id, "document": p.item.document(),
              "metadata": {**filter_metadata(p.item), "content_hash": p.content_hash,
                           "n_images": len(p.item.images), "n_audio": len(p.item.audio),
+                          "instruction_spans": instruction_span_count(p),
                           "derived_json": json.dumps(p.derived, ensure_ascii=False)}}
             for p in batch
         ])

@@ -7,24 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from prism.errors import CheckpointError
 from prism.evals.baselines import RandomScores
 from prism.evals.crossmodal import retrieval_recall
 from prism.evals.fusion_grid import DEFAULT_GRID, aligned_retrieval, fusion_factory, fusion_models
 from prism.evals.suite import Suite, run_protocol
-from prism.fusion import (
-    CheckpointError,
-    FusionConfig,
-    FusionModel,
-    FusionTrainConfig,
-    ItemInputs,
-    build_history,
-    load_checkpoint,
-    resolve_device,
-    train_fusion,
-)
 from prism.fusion.features import ItemFeatures
-from prism.fusion.model import FUSIONS
+from prism.fusion.model import FUSIONS, FusionConfig, FusionModel, ItemInputs, build_history
 from prism.fusion.recommender import FusionRecommender
+from prism.fusion.train import FusionTrainConfig, load_checkpoint, resolve_device, train_fusion
 from prism.ranking import splits
 from prism.ranking.interactions import Interactions
 from prism.ranking.protocol import evaluate_on, validator

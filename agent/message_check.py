@@ -1,0 +1,93 @@
+"""Checks on what the LLM writes besides its picks: the message, and picks that data steered.
+
+The message is free text, so it is checked before anyone reads it:
+
+* ``instruction_in_message``: it holds instruction-like text (:mod:`prism.untrusted`), e.g. a
+  sentence copied from an injected item description;
+* ``copied_from_data``: it repeats a run of :data:`COPY_WORDS` or more words of a candidate's
+  stored text (the message talks to the user; quotes belong in the evidence);
+* ``names_non_pick``: it names a candidate that is not among the picks.
+
+A pick is *steered* when its item's data held instruction-like text and the tools ranked it
+below the first ``max_picks`` of their result: nothing but the instruction would explain the
+choice, so it is dropped. The orchestrator re-asks once on message problems, then replaces the
+message with :func:`plain_message`, written by code.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prism.agent.evidence import Answer, Ledger, Violation
+from prism.store import Store
+from prism.untrusted import instruction_spans
+
+COPY_WORDS = 8
+_WORD = re.compile(r"\w+", re.UNICODE)
+_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+_ARTICLE = re.compile(r"^(.*), (The|A|An)$")
+MIN_TITLE_CHARS = 4
+
+
+def title_forms(title: str) -> list[str]:
+    """How a message may name a catalog title: without its year, and with a trailing article
+    moved to the front ("Matrix, The (1999)" → "Matrix, The", "The Matrix")."""
+    bare = _YEAR.sub("", title).strip()
+    forms = [bare]
+    if match := _ARTICLE.match(bare):
+        forms.append(f"{match.group(2)} {match.group(1)}")
+    return [f for f in forms if len(f) >= MIN_TITLE_CHARS]
+
+
+def _names(text: str, title: str) -> bool:
+    return any(re.search(rf"(?<!\w){re.escape(form)}(?!\w)", text, re.IGNORECASE) for form in title_forms(title))
+
+
+def _word_runs(text: str, n: int) -> set[tuple[str, ...]]:
+    words = [w.casefold() for w in _WORD.findall(text)]
+    return {tuple(words[i: i + n]) for i in range(len(words) - n + 1)}
+
+
+def message_violations(answer: Answer, ledger: Ledger, store: Store) -> list[Violation]:
+    """Every problem of ``answer.message`` (empty: it may be shown)."""
+    message = answer.message
+    violations = []
+    if spans := instruction_spans(message):
+        violations.append(Violation(kind="instruction_in_message", detail="the message repeats instruction-like "
+                                    f"text from data ({spans[0].text!r}); write your own short message"))
+    runs = _word_runs(message, COPY_WORDS)
+    if runs:
+        records = store.get_items(list(ledger.candidates))
+        for item_id, record in records.items():
+            if runs & _word_runs(record.get("document") or "", COPY_WORDS):
+                violations.append(Violation(kind="copied_from_data", item_id=item_id,
+                                            detail=f"the message copies text of item {item_id}; write your own "
+                                                   "short message"))
+                break
+    picked = {p.item_id for p in answer.picks}
+    unpicked_text = message
+    for item_id in picked:  # a pick's title may contain a shorter candidate title: not a mention of it
+        for form in title_forms(ledger.candidates.get(item_id, "")):
+            unpicked_text = re.sub(re.escape(form), " ", unpicked_text, flags=re.IGNORECASE)
+    for item_id, title in ledger.candidates.items():
+        if item_id not in picked and _names(unpicked_text, title):
+            violations.append(Violation(kind="names_non_pick", item_id=item_id,
+                                        detail=f"the message names {title}, which is not among the picks"))
+    return violations
+
+
+def steered_picks(answer: Answer, ledger: Ledger, max_picks: int) -> list[Violation]:
+    """Picks that only an instruction in data could explain (see the module docstring)."""
+    return [Violation(kind="steered_pick", item_id=p.item_id,
+                      detail=f"item {p.item_id} carried instruction-like text and ranked "
+                             f"{ledger.ranks.get(p.item_id, -1) + 1} in its tool's result")
+            for p in answer.picks
+            if p.item_id in ledger.flagged and ledger.ranks.get(p.item_id, max_picks) >= max_picks]
+
+
+def plain_message(answer: Answer, request: str) -> str:
+    """A message written by code, used when the model's message cannot be shown."""
+    about = f" for “{request.strip()[:60]}”" if request.strip() else ""
+    if not answer.picks:
+        return f"I found nothing I can recommend{about} yet. Could you tell me more about what you like?"
+    return f"Here {'is one pick' if len(answer.picks) == 1 else f'are {len(answer.picks)} picks'}{about}."
