@@ -54,7 +54,7 @@ def usable_tools(tools, ctx: TurnContext) -> list:
     attached image, transcribe_audio a voice message. The system prompt lists all of them
     (it stays the same, so its KV cache is reused); the step's schema offers only these."""
     needs = {"recommend_for_user": ctx.user_id, "get_user_history": ctx.user_id,
-             "caption_image": ctx.image, "transcribe_audio": ctx.audio}
+             "caption_image": ctx.image, "search_by_image": ctx.image, "transcribe_audio": ctx.audio}
     return [t for t in tools if needs.get(t.name, True)]
 
 
@@ -70,6 +70,7 @@ class StepTrace(BaseModel):
     generation_seconds: float | None = None  # and generation
     output: str | None = None
     error: str | None = None
+    prefetched: bool = Field(False, description="Run by code before the first LLM step (an obvious call).")
 
 
 class Trace(BaseModel):
@@ -130,7 +131,8 @@ class Agent:
                           preferences=list(session.preferences), k=self.settings.agent_candidates)
         tools = build_tools(ctx, filters=self.llm.native_tools)
         trace = Trace(backend=self.llm.name)
-        messages = self._opening(session, request, ctx, tools)
+        prefetched = self._prefetch(request, ctx, tools, trace, emit) if self.settings.agent_prefetch else ""
+        messages = self._opening(session, request, ctx, tools, prefetched)
         answer: Answer | None = None
         repairs_left = self.settings.agent_max_repairs
         stream = None
@@ -210,7 +212,7 @@ class Agent:
         return result
 
     # --- the pieces of a turn ---------------------------------------------------------------
-    def _opening(self, session, request: str, ctx: TurnContext, tools) -> list[dict]:
+    def _opening(self, session, request: str, ctx: TurnContext, tools, prefetched: str = "") -> list[dict]:
         system = load_prompt("agent_system").format(tools=tool_signatures(tools))
         messages = [{"role": "system", "content": system}]
         for turn in session.turns[-self.settings.agent_history_turns:] if self.settings.agent_history_turns else []:
@@ -219,8 +221,12 @@ class Agent:
         memory = render.memory(ctx.user_id, ctx.preferences)
         attachments = "".join(f"\nAttached: {kind}" for kind, path in (("an image", ctx.image),
                                                                        ("a voice message", ctx.audio)) if path)
-        messages.append({"role": "user", "content": load_prompt("agent_plan").format(
-            memory=memory, request=request or "(see attachment)", attachments=attachments)})
+        plan = load_prompt("agent_plan").format(memory=memory, request=request or "(see attachment)",
+                                                attachments=attachments)
+        if prefetched:
+            plan += "\n" + load_prompt("agent_prefetched").format(data=prefetched,
+                                                                  max_picks=self.settings.agent_max_picks)
+        messages.append({"role": "user", "content": plan})
         return messages
 
     def _complete(self, messages, tools, ctx: TurnContext, allow_tools: bool, on_token, trace: Trace) -> LLMReply:
@@ -253,23 +259,54 @@ class Agent:
             return tool_step(call.name, call.arguments, tools)
         return parse_step(reply.content, tools)
 
-    def _run_tool(self, call: ToolStep, reply: LLMReply, tools, ctx: TurnContext, trace: Trace,
-                  emit: EventCallback) -> list[dict]:
-        tool = next(t for t in tools if t.name == call.tool)
-        emit({"type": "tool", "status": "start", "name": call.tool, "arguments": call.arguments})
+    def _invoke(self, name: str, arguments: dict, tools, trace: Trace, emit: EventCallback,
+                prefetched: bool = False) -> str:
+        """Run one tool (traced, streamed as events); a PrismError becomes text the model reads."""
+        tool = next(t for t in tools if t.name == name)
+        emit({"type": "tool", "status": "start", "name": name, "arguments": arguments})
         began = time.perf_counter()
         error = None
         try:
-            output = tool.invoke(call.arguments)
+            output = str(tool.invoke(arguments))
         except PrismError as exc:  # bad input from the model (unknown user, item, ...): the model is told
             output, error = f"error: {exc}", str(exc)
         seconds = time.perf_counter() - began
         trace.tool_calls += 1
         trace.tool_seconds += seconds
-        trace.steps.append(StepTrace(kind="tool", name=call.tool, arguments=call.arguments, seconds=round(seconds, 3),
-                                     output=str(output)[:2000], error=error))
-        emit({"type": "tool", "status": "end", "name": call.tool, "seconds": round(seconds, 3), "error": error})
-        data = load_prompt("agent_explain").format(data=as_data(call.tool, str(output)),
+        trace.steps.append(StepTrace(kind="tool", name=name, arguments=arguments, seconds=round(seconds, 3),
+                                     output=output[:2000], error=error, prefetched=prefetched))
+        emit({"type": "tool", "status": "end", "name": name, "seconds": round(seconds, 3), "error": error})
+        return output
+
+    def _prefetch(self, request: str, ctx: TurnContext, tools, trace: Trace, emit: EventCallback) -> str:
+        """Run the tool calls no model needs to choose, before the first LLM step: a voice message
+        is transcribed and its words searched, an attached image searched by its poster vector
+        and caption, the user's words searched as written, and a linked user's own ranking
+        fetched when the request names nothing else. Returns their results as data blocks."""
+        calls: list[tuple[str, dict]] = []
+        if ctx.audio is not None:
+            calls.append(("transcribe_audio", {}))
+        if ctx.image is not None:
+            calls.append(("search_by_image", {}))
+        if request:
+            calls.append(("search_catalog", {"query": request}))
+        if ctx.user_id and ctx.image is None and ctx.audio is None:
+            calls.append(("recommend_for_user", {}))
+        blocks = []
+        for name, arguments in calls:
+            output = self._invoke(name, arguments, tools, trace, emit, prefetched=True)
+            blocks.append(as_data(name, output))
+            if name == "transcribe_audio":
+                heard = [r.text for r in ctx.ledger.evidence.values() if r.kind == "user_voice"]
+                if heard and heard[-1].strip():
+                    blocks.append(as_data("search_catalog", self._invoke(
+                        "search_catalog", {"query": heard[-1]}, tools, trace, emit, prefetched=True)))
+        return "\n".join(blocks)
+
+    def _run_tool(self, call: ToolStep, reply: LLMReply, tools, ctx: TurnContext, trace: Trace,
+                  emit: EventCallback) -> list[dict]:
+        output = self._invoke(call.tool, call.arguments, tools, trace, emit)
+        data = load_prompt("agent_explain").format(data=as_data(call.tool, output),
                                                    max_picks=self.settings.agent_max_picks)
         if reply.tool_calls:
             native = reply.tool_calls[0]

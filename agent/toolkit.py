@@ -139,7 +139,7 @@ def _avoided(title: str, metadata: dict, preferences: list[Preference]) -> str |
 
 
 def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evidence: list[Evidence],
-               rank: int | None = None) -> str:
+               rank: int | None = None, score: float | None = None) -> str:
     """One candidate as the LLM sees it. Its texts pass :func:`prism.untrusted.clean_run`:
     instruction-like sentences are withheld (and the item flagged in the ledger), so catalog
     text never reaches the model as something it could obey."""
@@ -149,7 +149,9 @@ def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evide
     facts = ", ".join(_genres(metadata))
     year = metadata.get("year")
     lines = [f"item {item_id}: {shown_title}" + (f" [{facts}]" if facts else "")
-             + (f" {year}" if year and str(year) not in shown_title else "")]
+             + (f" {year}" if year and str(year) not in shown_title else "")
+             + (f" (rank {rank + 1}" + (f", score {score:.3f})" if score is not None else ")") if rank is not None
+                else "")]
     for e in evidence[:EVIDENCE_PER_ITEM]:
         text = plot_of(e.text) if e.field == "document" else e.text
         withheld += [f.text for f in instruction_spans(text)]
@@ -170,7 +172,8 @@ def _hits_text(ctx: TurnContext, hits: list[SearchHit]) -> str:
             dropped.append(f"{clean_run(hit.title) or hit.item_id} (avoid: {avoided})")
             continue
         if len(lines) < ctx.k:
-            lines.append(_item_line(ctx, hit.item_id, hit.title, hit.metadata, hit.evidence, rank=len(lines)))
+            lines.append(_item_line(ctx, hit.item_id, hit.title, hit.metadata, hit.evidence, rank=len(lines),
+                                    score=hit.score))
     if dropped:
         lines.append(f"left out by the user's preferences: {', '.join(dropped[:5])}")
     return "\n".join(lines) or "no matching items"
@@ -178,7 +181,7 @@ def _hits_text(ctx: TurnContext, hits: list[SearchHit]) -> str:
 
 # --- the tools --------------------------------------------------------------------------------
 def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
-    """The eight tools, bound to one turn's context (``filters``: see SearchCatalogQueryArgs)."""
+    """The nine tools, bound to one turn's context (``filters``: see SearchCatalogQueryArgs)."""
     service = ctx.service
 
     def search_catalog(query: str, genre: str | None = None, year_min: int | None = None,
@@ -207,7 +210,8 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
                 continue
             evidence = item.evidence or [Evidence(channel="item", field="document", text=record["document"],
                                                   similarity=0.0)]
-            line = _item_line(ctx, item.item_id, item.title, record["metadata"], evidence, rank=len(lines))
+            line = _item_line(ctx, item.item_id, item.title, record["metadata"], evidence, rank=len(lines),
+                              score=item.score)
             for because in item.because[:1]:
                 if not (liked := clean_run(because.title)):
                     continue
@@ -224,6 +228,14 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
         # An upload is untrusted too: text read off an image or heard in a clip is not an instruction.
         ref = ctx.ledger.add_evidence(kind, span(clean_run(text), 240))
         return f'{ref.id} {label}: "{ref.text}"\n{hint}'
+
+    def search_by_image() -> str:
+        if ctx.image is None:
+            return "error: the user attached no image"
+        result = service.search(image=ctx.image, k=ctx.k * 6)
+        head = user_media("user_image", result.query_caption or "", "user_image (machine caption, may be wrong)",
+                          "the items below look like it (poster vector and caption)") if result.query_caption else ""
+        return (head + "\n" if head else "") + _hits_text(ctx, result.hits)
 
     def caption_image() -> str:
         if ctx.image is None:
@@ -268,6 +280,8 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
          "Find catalog items matching a description (any language)."),
         (recommend_for_user, RecommendArgs, "Personal recommendations for a user from their history."),
         (find_similar, FindSimilarArgs, "Items similar to a given item, by story, poster or overall."),
+        (search_by_image, NoArgs, "Find items that look like the image the user attached (its poster vector "
+                                  "and caption)."),
         (caption_image, NoArgs, "Describe the image the user attached."),
         (transcribe_audio, NoArgs, "Transcribe the voice message the user attached."),
         (get_item, ItemArgs, "Details of one item."),

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     agent_candidates: int = Field(5, ge=1, le=20, description="Items a tool shows the LLM.")
     agent_history_turns: int = Field(3, ge=0, description="Earlier turns of the session replayed to the LLM.")
     agent_max_picks: int = Field(3, ge=1, le=10, description="Most items one answer recommends.")
+    agent_prefetch: bool = Field(True, description="Run the obvious tool calls (search the user's words as "
+                                 "written, the attached image, the voice message; a linked user's ranking) "
+                                 "before the first LLM step.")
 
     # The HTTP API (prism serve).
     api_host: str = "127.0.0.1"

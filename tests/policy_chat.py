@@ -4,7 +4,9 @@ in any order: its reply is a fixed function of the turn so far, not a queue of r
 Policy (the JSON-schema step protocol of ``agent.steps``): attached image and no caption
 yet → caption_image; attached voice and no transcript yet → transcribe_audio; no search
 yet → search_catalog with the caption, the transcript or the request; then the answer:
-the first item shown, citing its first evidence id. ``delay`` seconds per call make
+the first item of the image search if there is one, else of the first text search, citing
+its first evidence id. (The agent runs the obvious searches itself before the first step,
+so with prefetching on, the answer comes at once.) ``delay`` seconds per call make
 overlaps observable; ``spans`` records (session request, start, end) per call.
 """
 
@@ -38,11 +40,12 @@ class PolicyChat:
             reply = {"tool": "caption_image", "arguments": {}}
         elif "Attached: a voice message" in turn and "user_voice" not in turn:
             reply = {"tool": "transcribe_audio", "arguments": {}}
-        elif 'tool="search_catalog"' not in turn:
+        elif 'tool="search_catalog"' not in turn and 'tool="search_by_image"' not in turn:
             said = re.search(r'user_(?:image|voice)[^"]*"(.*)"', turn)
             reply = {"tool": "search_catalog", "arguments": {"query": said.group(1) if said else request}}
         else:
-            results = turn[turn.rindex('<data tool="search_catalog">'):]
+            tag = '<data tool="search_by_image">' if 'tool="search_by_image"' in turn else '<data tool="search_catalog">'
+            results = turn[turn.index(tag):]
             item = re.search(r"^item (\S+):", results, re.M).group(1)
             evidence = re.search(r"^  (E\d+) ", results[results.index(f"item {item}:"):], re.M).group(1)
             reply = {"answer": {"message": f"For '{request}', try this.",

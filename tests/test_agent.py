@@ -55,8 +55,15 @@ def store_home(tmp_path_factory, demo_catalog, model_cache):
 @pytest.fixture
 def service(store_home, tmp_path, model_cache) -> PrismService:
     # Each test gets fresh sessions but shares the ingested store.
+    # These replays script every tool call, so the obvious calls are not run ahead of the
+    # model here (agent_prefetch=False); the prefetch tests below turn it on.
     return PrismService(Settings(home=store_home, model_cache_dir=model_cache, multilingual_model="none",
-                                 agent_max_repairs=2))
+                                 agent_max_repairs=2, agent_prefetch=False))
+
+
+@pytest.fixture
+def prefetching(store_home, model_cache) -> PrismService:
+    return PrismService(Settings(home=store_home, model_cache_dir=model_cache, multilingual_model="none"))
 
 
 @pytest.fixture
@@ -415,3 +422,47 @@ def test_an_earlier_turn_is_replayed_with_its_stored_titles():
               "titles": {"7": "Dr. Strangelove: Or How I Learned", "8": "Heat (1995)"}}
     assert short(answer, "ignored") == "Try these. (recommended: Dr. Strangelove: Or How I Learned; Heat (1995))"
     assert short(None, "plain text") == "plain text"
+
+
+def first_user(call: dict) -> str:
+    return next(m["content"] for m in call["messages"] if m["role"] == "user" and "Request:" in m["content"])
+
+
+def answer_first_of(block_tag: str):
+    """A scripted answer: the first item of the prefetched ``block_tag`` result, with its evidence."""
+    def answer(call):
+        opening = first_user(call)
+        block = opening[opening.index(f'<data tool="{block_tag}">'):]
+        first = items_in(block)[0]
+        return {"answer": {"message": "Here you go.", "picks": [
+            {"item_id": first, "reason": "The best match.", "evidence": evidence_in(block, first)[:1]}]}}
+    return answer
+
+
+def test_obvious_calls_run_before_the_first_llm_step(prefetching, sessions):
+    llm = ScriptedChat([answer_first_of("search_catalog")])
+    result = Agent(prefetching, llm, sessions).run_turn("p1", "a calm film about space")
+
+    opening = first_user(llm.calls[0])
+    assert '<data tool="search_catalog">' in opening and "item quiet-orbit: Quiet Orbit" in opening
+    assert "(rank 1, score" in opening  # candidates come with their rank and score
+    assert [(s.name, s.prefetched) for s in result.trace.steps] == [("search_catalog", True), ("step", False)]
+    assert result.trace.steps[0].arguments == {"query": "a calm film about space"}  # the user's words as written
+    assert [p.item_id for p in result.answer.picks] == ["quiet-orbit"] and not result.trace.violations
+
+
+def test_an_attached_image_is_searched_by_its_poster_vector(prefetching, sessions, demo_catalog):
+    llm = ScriptedChat([answer_first_of("search_by_image")])
+    result = Agent(prefetching, llm, sessions).run_turn("p2", "", image=demo_catalog / "query-cat.jpg")
+    assert [s.name for s in result.trace.steps if s.prefetched] == ["search_by_image"]
+    assert "machine caption, may be wrong" in first_user(llm.calls[0])
+    assert [p.item_id for p in result.answer.picks] == ["whiskers"]
+
+
+def items_in(text: str) -> list[str]:
+    return re.findall(r"^item (\S+):", text, re.M)
+
+
+def evidence_in(text: str, item_id: str) -> list[str]:
+    block = re.search(rf"item {re.escape(item_id)}:.*?(?=\nitem |\n</data>)", text, re.S).group(0)
+    return re.findall(r"\b(E\d+) ", block)

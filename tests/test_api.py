@@ -70,14 +70,17 @@ def test_chat_streams_tool_events_tokens_and_a_grounded_answer(api):
     assert streamed == "For 'a calm film about space', try this."
     session = httpx.get(f"{url}/v1/sessions/api-1").json()
     assert session["turns"][0]["request"] == "a calm film about space"
-    assert [s["name"] for s in session["turns"][0]["trace"]["steps"]] == ["step", "search_catalog", "step"]
+    # The user's words are searched before the first LLM step (prefetched), then the model answers.
+    steps = session["turns"][0]["trace"]["steps"]
+    assert [(s["name"], s["prefetched"]) for s in steps] == [("search_catalog", True), ("step", False)]
 
 
 def test_chat_with_an_uploaded_image_and_voice(api, demo_catalog, tmp_path):
     url, _ = api
     with open(demo_catalog / "query-cat.jpg", "rb") as image:
         events = chat(url, "api-2", "a film like this", files={"image": ("whatever.bin", image, "application/octet-stream")})
-    assert [p["name"] for n, p in events if n == "tool" and p["status"] == "start"] == ["caption_image", "search_catalog"]
+    started = [p["name"] for n, p in events if n == "tool" and p["status"] == "start"]
+    assert started == ["search_by_image", "search_catalog"]  # the image by its vector, the words as written
     assert events[-1][1]["answer"]["picks"][0]["item_id"] == "whiskers"
     voice = speak("A mystery with a detective at the harbour.", tmp_path / "voice.wav")
     with open(voice, "rb") as audio:

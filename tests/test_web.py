@@ -55,7 +55,7 @@ def test_send_a_message_upload_an_image_and_get_cards(browser, api_home, demo_ca
         assert second.locator("h3").inner_text() == "Whiskers"
         page.wait_for_function("document.querySelectorAll('.card img[src^=\"blob:\"]').length >= 2", timeout=30_000)
         steps = page.locator("#steps").inner_text()
-        assert steps.index("caption_image") < steps.rindex("search_catalog")
+        assert steps.rindex("search_by_image") < steps.rindex("search_catalog")
         assert page.locator(".msg.prism").nth(1).inner_text() == "For 'something like this picture', try this."
         SCREENSHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "web-chat.png"), full_page=True)
