@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from prism.agent.evidence import EvidenceKind, Ledger
 from prism.agent.sessions import Preference, PreferenceKind, SessionStore
+from prism.errors import NoCheckpointError, UnknownUserError
 from prism.search import Evidence, SearchHit
 from prism.service import PrismService
 from prism.untrusted import clean_run, instruction_spans
@@ -181,7 +182,7 @@ def _hits_text(ctx: TurnContext, hits: list[SearchHit]) -> str:
 
 # --- the tools --------------------------------------------------------------------------------
 def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
-    """The nine tools, bound to one turn's context (``filters``: see SearchCatalogQueryArgs)."""
+    """The ten tools, bound to one turn's context (``filters``: see SearchCatalogQueryArgs)."""
     service = ctx.service
 
     def search_catalog(query: str, genre: str | None = None, year_min: int | None = None,
@@ -197,11 +198,31 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
         # end the turn with nothing, so the filters are dropped, and the model is told so.
         return "no item matches those filters; the closest items without them:\n" + _hits_text(ctx, result.hits)
 
+    def starter_text(header: str) -> str:
+        lines = [header]
+        starters = service.starter_picks(n=ctx.k)
+        records = service.store.get_items([i.item_id for i in starters])
+        for rank, item in enumerate(starters):
+            record = records.get(item.item_id, {"metadata": {}, "document": ""})
+            evidence = [Evidence(channel="item", field="document", text=record["document"], similarity=0.0)]
+            line = _item_line(ctx, item.item_id, item.title, record["metadata"], evidence, rank=rank)
+            if item.ratings:
+                line += f"\n  liked by many: {item.mean_rating:.1f}/5 from {item.ratings} ratings"
+            lines.append(line)
+        return "\n".join(lines)
+
     def recommend_for_user(user_id: str | None = None, query: str | None = None) -> str:
         user = user_id or ctx.user_id
         if not user:
             return "error: no user is linked to this chat; use search_catalog instead"
-        result = service.recommend(str(user), text=query, k=ctx.k * 3)
+        try:
+            result = service.recommend(str(user), text=query, k=ctx.k * 3)
+        except UnknownUserError:
+            return starter_text(f"user {user} is new (no ratings yet): ask one short question about their taste, "
+                                "and offer a few of these well-liked films from different genres")
+        except NoCheckpointError:
+            return starter_text("no personal model is trained yet: offer a few of these well-liked films from "
+                                "different genres")
         records = service.store.get_items([i.item_id for i in result.items])
         lines = []
         for item in result.items:
@@ -219,6 +240,10 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
                 line += f'\n  {ref.id} history: user {user} liked "{liked}"'
             lines.append(line)
         return "\n".join(lines) or "no recommendations"
+
+    def popular_picks() -> str:
+        return starter_text("well-liked films from different genres (for someone new, or a request with no "
+                            "particular wish)")
 
     def find_similar(item_id: str, by: str = "text") -> str:
         result = service.find_similar(item_id, by, ctx.k * 2)  # type: ignore[arg-type]
@@ -279,6 +304,7 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
         (search_catalog, SearchCatalogArgs if filters else SearchCatalogQueryArgs,
          "Find catalog items matching a description (any language)."),
         (recommend_for_user, RecommendArgs, "Personal recommendations for a user from their history."),
+        (popular_picks, NoArgs, "Well-liked items from different genres, for a new user or a vague request."),
         (find_similar, FindSimilarArgs, "Items similar to a given item, by story, poster or overall."),
         (search_by_image, NoArgs, "Find items that look like the image the user attached (its poster vector "
                                   "and caption)."),

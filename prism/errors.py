@@ -13,6 +13,10 @@ class InputError(PrismError):
     """An input (file, catalog line, query) is unusable; the message says which and why."""
 
 
+class UnknownUserError(InputError):
+    """A user with no ratings in the ratings file: new to Prism, or a wrong id."""
+
+
 class CheckpointError(PrismError):
     """A fusion checkpoint file is missing, unreadable, or not a Prism fusion checkpoint."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prism.errors import InputError
+from prism.errors import InputError, UnknownUserError
 from prism.ranking.interactions import read_rating_rows
 from prism.settings import Settings
 
@@ -39,5 +39,5 @@ def user_rows(raw: np.ndarray, user_id: str, path: Path) -> np.ndarray:
     text = user_id.strip()
     rows = raw[raw[:, 0] == int(text)] if text.lstrip("-").isdigit() else raw[:0]
     if not len(rows):
-        raise InputError(f"unknown user '{user_id}': no ratings for this user in {path}")
+        raise UnknownUserError(f"unknown user '{user_id}': no ratings for this user in {path}")
     return rows

@@ -17,6 +17,7 @@ from prism.ingest import Ingestor, IngestSummary
 from prism.search import SearchResult, search
 from prism.settings import Settings, get_settings
 from prism.similar import SimilarBy, SimilarResult, find_similar
+from prism.starter import StarterItem, starter_items
 from prism.store import Store
 from prism.tools.caption_image import CaptionImageInput, caption_image
 from prism.tools.captioning.base import Caption
@@ -98,6 +99,12 @@ class PrismService:
     def transcribe(self, path: Path, language: str | None = None) -> TranscribeAudioOutput:
         """Transcribe an audio file with the configured Whisper backend (prism.tools.transcribe_audio)."""
         return transcribe_audio(TranscribeAudioInput(path=Path(path), language=language), self.settings)
+
+    def starter_picks(self, n: int = 5, ratings: Path | None = None) -> list[StarterItem]:
+        """Well-liked items from different genres: a first answer for a new user (prism/starter.py),
+        scored on ``ratings`` or the ratings file of the current fusion checkpoint."""
+        pointer = current_checkpoint(self.settings)
+        return starter_items(self.store, history_ratings(self.settings, ratings, pointer.ratings if pointer else None), n)
 
     def user_history(self, user_id: str, n: int = 10, ratings: Path | None = None) -> list[dict]:
         """The user's ``n`` most recent interactions with stored items (item_id, title, rating,

@@ -33,7 +33,7 @@ LAYERS: dict[str, int] = {
     "prism.model_registry": FOUNDATION, "prism.prompts": FOUNDATION, "prism.untrusted": FOUNDATION,
     "prism.tools": TOOLS,
     "prism.catalog": CORE, "prism.store": CORE, "prism.spaces": CORE, "prism.ingest": CORE,
-    "prism.search": CORE, "prism.similar": CORE, "prism.history": CORE, "prism.recommend": CORE,
+    "prism.search": CORE, "prism.similar": CORE, "prism.history": CORE, "prism.starter": CORE, "prism.recommend": CORE,
     "prism.service": CORE, "prism.fusion": CORE, "prism.ranking": CORE,
     "prism.agent": CONSUMERS, "prism.evals": CONSUMERS,
     "prism.cli": SURFACES, "prism.api": SURFACES, "prism.demo": SURFACES, "prism.demo_data": SURFACES,
