@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from prism.agent import render
 from prism.agent.evidence import Answer, Pick, Violation, drop_violations, validate
+from prism.agent.faithfulness import extractive_reason, reason_violations
 from prism.agent.llm import ChatModel, LLMError, LLMReply
 from prism.agent.message_check import message_violations, plain_message, steered_picks
 from prism.agent.sessions import SessionStore, Turn
@@ -91,6 +92,9 @@ class Trace(BaseModel):
     dropped_picks: int = 0
     reasked_for_grounding: bool = False
     fallback: bool = False
+    reasons: int = Field(0, description="Reasons in the final answer.")
+    supported_reasons: int = Field(0, description="Of those, the ones the model wrote that their evidence supports "
+                                   "(the rest were replaced by extractive reasons).")
     message_replaced: bool = Field(False, description="The model's message could not be shown (instruction-like, "
                                    "copied from data, or naming a non-pick) and code wrote it.")
     withheld_instructions: dict[str, list[str]] = Field(
@@ -169,8 +173,10 @@ class Agent:
                 messages += self._run_tool(parsed, reply, tools, ctx, trace, emit)
                 continue
             violations = (validate(parsed.answer, ctx.ledger, self.service.store)
-                          + steered_picks(parsed.answer, ctx.ledger, self.settings.agent_max_picks)
-                          + message_violations(parsed.answer, ctx.ledger, self.service.store))
+                          + steered_picks(parsed.answer, ctx.ledger, self.settings.agent_max_picks))
+            rejected = {v.item_id for v in violations if v.item_id}
+            violations += (message_violations(parsed.answer, ctx.ledger, self.service.store)
+                           + reason_violations(parsed.answer, ctx.ledger, self.service.store, request, rejected))
             trace.violations += violations
             if violations and not trace.reasked_for_grounding and step < self.settings.agent_max_steps - 1:
                 trace.reasked_for_grounding = True
@@ -185,6 +191,7 @@ class Agent:
         if answer is None:
             answer = self._fallback(ctx)
             trace.fallback = True
+        answer = self._faithful(answer, ctx, request, trace)
         if message_violations(answer, ctx.ledger, self.service.store):
             # Still not showable after the re-ask (or the picks it named were dropped): code writes it.
             answer = answer.model_copy(update={"message": plain_message(answer, request)})
@@ -315,6 +322,18 @@ class Agent:
                          "function": {"name": native.name, "arguments": native.arguments or "{}"}}]},
                     {"role": "tool", "tool_call_id": native.id or "call_0", "content": data}]
         return [{"role": "assistant", "content": reply.content}, {"role": "user", "content": data}]
+
+    def _faithful(self, answer: Answer, ctx: TurnContext, request: str, trace: Trace) -> Answer:
+        """``answer`` with every reason its evidence does not support replaced by an extractive
+        one (after the one re-ask); the turn's supported-reason rate goes to the trace."""
+        unsupported = {v.item_id for v in reason_violations(answer, ctx.ledger, self.service.store, request)}
+        trace.reasons = len(answer.picks)
+        trace.supported_reasons = len(answer.picks) - len(unsupported)
+        if not unsupported:
+            return answer
+        return answer.model_copy(update={"picks": [
+            p.model_copy(update={"reason": extractive_reason(p, ctx.ledger, request, REASON_CHARS)})
+            if p.item_id in unsupported else p for p in answer.picks]})
 
     def _fallback(self, ctx: TurnContext) -> Answer:
         """The candidates the tools found, each with its own first evidence: grounded by construction."""

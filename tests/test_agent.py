@@ -105,7 +105,7 @@ def test_tool_selection_search_then_a_grounded_answer(service, sessions):
     assert cited["item_id"] == "quiet-orbit" and cited["text"] in service.get_item("quiet-orbit")["document"]
     assert "Quiet Orbit: A calm story in orbit." in result.text and cited["text"] in result.text
     offered = [o["properties"]["tool"]["enum"][0] for o in llm.calls[0]["json_schema"]["anyOf"][:-1]]
-    assert offered == ["search_catalog", "find_similar", "get_item", "remember_preference"]  # no user, no media
+    assert offered == ["search_catalog", "popular_picks", "find_similar", "get_item", "remember_preference"]  # no user, no media
     # The second step saw the results as delimited data and could only name what was retrieved.
     second = llm.calls[1]
     assert '<data tool="search_catalog">' in last_user(second)
@@ -466,3 +466,14 @@ def items_in(text: str) -> list[str]:
 def evidence_in(text: str, item_id: str) -> list[str]:
     block = re.search(rf"item {re.escape(item_id)}:.*?(?=\nitem |\n</data>)", text, re.S).group(0)
     return re.findall(r"\b(E\d+) ", block)
+
+
+def test_an_unsupported_reason_is_reasked_then_replaced_by_the_evidence(service, sessions):
+    wrong = answer_with("quiet-orbit", "A heist on the moon with robots and lasers.")
+    llm = ScriptedChat([{"tool": "search_catalog", "arguments": {"query": "a calm film about space"}},
+                        wrong, lambda call: wrong(llm.calls[1])])
+    result = Agent(service, llm, sessions).run_turn("f1", "a calm film about space")
+    assert [v.kind for v in result.trace.violations] == ["unsupported_reason"] * 2
+    assert result.trace.reasked_for_grounding and (result.trace.reasons, result.trace.supported_reasons) == (1, 0)
+    reason = result.answer.picks[0].reason
+    assert "heist" not in reason and reason in service.get_item("quiet-orbit")["document"]

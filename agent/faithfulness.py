@@ -1,0 +1,148 @@
+"""Is a pick's reason true? Its claims must be supported by what it cites.
+
+The validator (:mod:`prism.agent.evidence`) proves that a cited evidence id exists and belongs
+to the item; this module checks the sentence itself. A reason's *claims* are:
+
+* genres ("a comedy", "sci-fi"): the item's genres or its cited text must say so, whatever
+  the user asked for ("Fargo fits your taste for horror" is not supported by Fargo);
+* numbers (years, ratings, counts) and names (capitalised words inside a sentence): they
+  must appear in the cited evidence, the item's title and metadata, or the user's request;
+* content words (the rest, less stop words and a few words any reason may use): at least
+  :data:`CONTENT_SUPPORT` of them must appear (by a five-letter stem) in those sources.
+
+A reason that fails is re-asked once, then replaced by :func:`extractive_reason`, built by code
+from the cited evidence (the sentence that best matches the request, or the history item and its
+rating). The agent records the share of supported reasons per turn.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from prism.agent.evidence import Answer, EvidenceRef, Ledger, Pick, Violation
+from prism.store import Store
+from prism.untrusted import sentences
+
+CONTENT_SUPPORT = 0.5
+STEM = 5
+# Genre words a reason may use → the catalog genre that supports them.
+GENRES: dict[str, str] = {
+    "comedy": "comedy", "comedies": "comedy", "funny": "comedy", "drama": "drama", "dramas": "drama",
+    "horror": "horror", "scary": "horror", "thriller": "thriller", "sci-fi": "sci-fi",
+    "science fiction": "sci-fi", "science-fiction": "sci-fi", "animated": "animation", "animation": "animation",
+    "cartoon": "animation", "documentary": "documentary", "romance": "romance", "romantic": "romance",
+    "western": "western", "musical": "musical", "war": "war", "crime": "crime", "mystery": "mystery",
+    "fantasy": "fantasy", "adventure": "adventure", "action": "action", "family": "family",
+    "children's": "children's", "kids": "children's", "film-noir": "film-noir", "noir": "film-noir",
+}
+# Words any reason may use without evidence: about fit, tone of the recommendation, the medium.
+GENERIC = set("""film films movie movies story stories fits fit match matches matching request wish asked looking
+like liked likes love loved enjoy enjoyed want wanted perfect great good nice classic pick choice option because
+since about with that this these those their there here where which what when while from into your you mood
+evening night tonight watch watching recommend recommended also more most very well much many some something
+plot poster tale features feature offers offer shows show similar same kind type style tone feel feels theme
+themes based book about item best better look looks looking alike lovers fans anyone everyone viewers
+ideal fine fun enjoyable popular favourite favorite favourites well-liked acclaimed beloved loved memorable
+worth seeing treat experience pleasant touching light""".split())
+STOP = set("""the and for are but not all any can had her was one our out has him his how man new now old see
+two way who its let put say she too use a an of to in on at by is it as be or if so no do we he my me up""".split())
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:\.\d+)?")
+
+
+@dataclass
+class Verdict:
+    supported: bool
+    unsupported: list[str] = field(default_factory=list)
+
+
+def _stem(word: str) -> str:
+    return word.casefold().strip("'-")[:STEM]
+
+
+def _genre_claims(text: str) -> set[str]:
+    lowered = text.casefold()
+    return {canonical for word, canonical in GENRES.items()
+            if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", lowered)}
+
+
+def _names(text: str) -> list[str]:
+    names = []
+    for start, end in sentences(text):
+        words = _WORD.findall(text[start:end])
+        names += [w for w in words[1:] if w[0].isupper() and w.casefold() not in GENERIC | STOP and w != "I"]
+    return names
+
+
+def item_facts(record: dict | None) -> str:
+    """An item's title and metadata as one text (what its line showed the model)."""
+    if not record:
+        return ""
+    meta = record.get("metadata", {})
+    parts = [str(meta.get("title", ""))]
+    for key in ("genres", "director", "cast", "year", "release_date"):
+        value = meta.get(key)
+        parts += [str(v) for v in value] if isinstance(value, list) else [str(value)] if value else []
+    return " ".join(parts)
+
+
+def check_reason(reason: str, cited: list[str], facts: str, request: str) -> Verdict:
+    """Whether ``reason`` is supported by the ``cited`` evidence texts, the item's ``facts``
+    (title, genres, people, year) and the user's ``request``; what is not."""
+    about_item = " ".join([*cited, facts])
+    sources = f"{about_item} {request}"
+    source_stems = {_stem(w) for w in _WORD.findall(sources)}
+    unsupported = [f"genre '{g}'" for g in sorted(_genre_claims(reason) - _genre_claims(about_item))]
+    claims_text = reason
+    for word in GENRES:  # genre words are judged above, not again as content words
+        claims_text = re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w-])", " ", claims_text, flags=re.IGNORECASE)
+    words = _WORD.findall(claims_text)
+    unsupported += [f"'{w}'" for w in words if w[0].isdigit() and w not in sources]
+    unsupported += [f"name '{n}'" for n in _names(claims_text) if _stem(n) not in source_stems]
+    content = [w for w in words if not w[0].isdigit() and len(w) >= 4 and w.casefold() not in GENERIC | STOP
+               and not w[0].isupper()]
+    missing = [w for w in content if _stem(w) not in source_stems]
+    if content and (len(content) - len(missing)) / len(content) < CONTENT_SUPPORT:
+        unsupported.append("words not in the evidence: " + ", ".join(missing[:4]))
+    return Verdict(not unsupported, unsupported)
+
+
+def reason_violations(answer: Answer, ledger: Ledger, store: Store, request: str,
+                      skip: set[str] = frozenset()) -> list[Violation]:
+    """One ``unsupported_reason`` violation per pick whose reason its evidence does not support
+    (picks in ``skip``, which other checks already reject, are not judged)."""
+    records = store.get_items([p.item_id for p in answer.picks])
+    violations = []
+    for pick in answer.picks:
+        if pick.item_id in skip or pick.item_id not in ledger.candidates or pick.item_id not in records:
+            continue  # the validator reports it; its reason is moot
+        cited = [ledger.evidence[e].text for e in pick.evidence if e in ledger.evidence]
+        verdict = check_reason(pick.reason, cited, item_facts(records.get(pick.item_id)), request)
+        if not verdict.supported:
+            violations.append(Violation(kind="unsupported_reason", item_id=pick.item_id,
+                                        detail=f"the reason for item {pick.item_id} claims what its evidence does "
+                                               f"not say ({'; '.join(verdict.unsupported)}): use only the evidence"))
+    return violations
+
+
+def extractive_reason(pick: Pick, ledger: Ledger, request: str, limit: int) -> str:
+    """A reason built by code from ``pick``'s evidence: the cited sentence that shares the most
+    words with the request, or the history item behind it."""
+    refs: list[EvidenceRef] = [ledger.evidence[e] for e in pick.evidence if e in ledger.evidence]
+    history = [r for r in refs if r.kind == "history"]
+    texts = [r for r in refs if r.kind in ("plot", "caption", "transcript")]
+    wanted = {_stem(w) for w in _WORD.findall(request)}
+    best, best_score = "", -1
+    for ref in texts:
+        for start, end in sentences(ref.text):
+            sentence = ref.text[start:end].strip()
+            score = len({_stem(w) for w in _WORD.findall(sentence)} & wanted)
+            if score > best_score:
+                best, best_score = sentence, score
+    if best:
+        label = {"caption": "Its poster: ", "transcript": "Its audio: "}.get(texts[0].kind, "")
+        text = label + best
+        return text if len(text) <= limit else text[: text.rfind(" ", 0, limit - 1)] + "…"
+    if history:
+        return f'Because you liked "{history[0].text}".'[:limit]
+    return "It matched your request."

@@ -1,0 +1,50 @@
+"""A reason must say only what its evidence supports (agent/faithfulness.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from prism.agent.evidence import Ledger, Pick
+from prism.agent.faithfulness import check_reason, extractive_reason
+
+FARGO_PLOT = ("Jerry works in his in-laws' car dealership and has gotten himself in financial problems. "
+              "He tries various schemes to come up with money, including hiring two men to kidnap his wife.")
+FARGO = "Fargo (1996) Crime Drama Thriller Joel Coen Frances McDormand 1996"
+INDY = "Raiders of the Lost Ark (1981) Action Adventure Steven Spielberg Harrison Ford 1981"
+INDY_PLOT = "Archaeologist Indiana Jones races the Nazis to find the Ark of the Covenant."
+ORBIT = "A lone astronaut repairs a silent space station and finds an unexpected calm among the stars."
+
+
+@pytest.mark.parametrize("reason, cited, facts, request_text", [
+    ("Fargo is a classic crime thriller that fits your taste of horror.", [FARGO_PLOT], FARGO, "I love horror"),
+    ("It's a comedy.", [INDY_PLOT], INDY, "something fun"),
+    ("Its plot mentions a Nazi death camp commander.", [FARGO_PLOT], FARGO, "a dark film"),
+    ("Directed by Steven Spielberg in 1996.", [FARGO_PLOT], FARGO, "a crime film"),
+    ("A heist on the moon with robots and lasers.", [ORBIT], "Quiet Orbit Sci-Fi Drama 2019", "space"),
+])
+def test_unsupported_claims_are_caught(reason, cited, facts, request_text):
+    verdict = check_reason(reason, cited, facts, request_text)
+    assert not verdict.supported and verdict.unsupported
+
+
+@pytest.mark.parametrize("reason, cited, facts, request_text", [
+    ("A crime thriller about a man who has his wife kidnapped.", [FARGO_PLOT], FARGO, "a crime film"),
+    ("Indiana Jones races the Nazis to find the Ark.", [INDY_PLOT], INDY, "an adventure"),
+    ("A lone astronaut finds calm among the stars.", [ORBIT], "Quiet Orbit Sci-Fi Drama 2019", "a calm film"),
+    ("A calm story in orbit, as you asked.", [ORBIT], "Quiet Orbit Sci-Fi Drama 2019", "a calm film"),
+    ("It fits your wish for something from 1996.", [FARGO_PLOT], FARGO, "a film from 1996"),
+])
+def test_supported_reasons_pass(reason, cited, facts, request_text):
+    verdict = check_reason(reason, cited, facts, request_text)
+    assert verdict.supported, verdict.unsupported
+
+
+def test_the_extractive_reason_quotes_the_sentence_that_matches_the_request():
+    ledger = Ledger()
+    ledger.add_candidate("24", "Fargo (1996)")
+    ref = ledger.add_evidence("plot", FARGO_PLOT, "24", "document")
+    reason = extractive_reason(Pick(item_id="24", reason="x", evidence=[ref.id]), ledger, "a film about a kidnap", 140)
+    assert reason == "He tries various schemes to come up with money, including hiring two men to kidnap his wife."
+    liked = ledger.add_evidence("history", "Pulp Fiction (1994)", "56", "title")
+    assert extractive_reason(Pick(item_id="24", reason="x", evidence=[liked.id]), ledger, "", 140) == \
+        'Because you liked "Pulp Fiction (1994)".'
