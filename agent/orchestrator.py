@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from prism.agent import render
+from prism.agent import constraints, render
 from prism.agent.evidence import Answer, Pick, Violation, drop_violations, validate
 from prism.agent.faithfulness import extractive_reason, reason_violations
 from prism.agent.llm import ChatModel, LLMError, LLMReply
@@ -97,6 +97,8 @@ class Trace(BaseModel):
                                    "(the rest were replaced by extractive reasons).")
     message_replaced: bool = Field(False, description="The model's message could not be shown (instruction-like, "
                                    "copied from data, or naming a non-pick) and code wrote it.")
+    constraints: str = Field("", description="The constraints read from the user's words and applied to the "
+                             "tools' results (prism.agent.constraints).")
     withheld_instructions: dict[str, list[str]] = Field(
         default_factory=dict, description="Per item, instruction-like spans withheld from the model.")
 
@@ -132,9 +134,10 @@ class Agent:
         session = self.sessions.load(session_id)
         assert session is not None
         ctx = TurnContext(self.service, self.sessions, session_id, session.user_id, image=image, audio=audio,
-                          preferences=list(session.preferences), k=self.settings.agent_candidates)
+                          preferences=list(session.preferences), k=self.settings.agent_candidates,
+                          constraints=constraints.parse(request, self._last_picks(session)))
         tools = build_tools(ctx, filters=self.llm.native_tools)
-        trace = Trace(backend=self.llm.name)
+        trace = Trace(backend=self.llm.name, constraints=ctx.constraints.describe())
         prefetched = self._prefetch(request, ctx, tools, trace, emit) if self.settings.agent_prefetch else ""
         messages = self._opening(session, request, ctx, tools, prefetched)
         answer: Answer | None = None
@@ -334,6 +337,15 @@ class Agent:
         return answer.model_copy(update={"picks": [
             p.model_copy(update={"reason": extractive_reason(p, ctx.ledger, request, REASON_CHARS)})
             if p.item_id in unsupported else p for p in answer.picks]})
+
+    def _last_picks(self, session) -> list[tuple[str, int | None]]:
+        """(item id, year) of the previous turn's picks: what "older" and "not that one" refer to."""
+        if not session.turns or not session.turns[-1].answer:
+            return []
+        ids = [p["item_id"] for p in session.turns[-1].answer.get("picks", [])]
+        records = self.service.store.get_items(ids)
+        years = {i: r["metadata"].get("year") for i, r in records.items()}
+        return [(i, int(years[i]) if isinstance(years.get(i), (int, float)) else None) for i in ids]
 
     def _fallback(self, ctx: TurnContext) -> Answer:
         """The candidates the tools found, each with its own first evidence: grounded by construction."""

@@ -22,6 +22,8 @@ from typing import Literal
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
+from prism.agent import constraints as stated
+from prism.agent.constraints import Constraints
 from prism.agent.evidence import EvidenceKind, Ledger
 from prism.agent.sessions import Preference, PreferenceKind, SessionStore
 from prism.errors import NoCheckpointError, UnknownUserError
@@ -46,6 +48,7 @@ class TurnContext:
     audio: Path | None = None
     preferences: list[Preference] = field(default_factory=list)
     k: int = 5
+    constraints: Constraints = field(default_factory=Constraints)
 
 
 # --- argument schemas (the JSON schemas the LLM fills) ------------------------------------
@@ -166,7 +169,19 @@ def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evide
     return "\n".join(lines)
 
 
+def _constrained(ctx: TurnContext, hits: list, **read) -> tuple[list, str]:
+    """``hits`` under the turn's stated constraints, and a note for the model (see
+    :mod:`prism.agent.constraints`); when nothing meets them, the hits as they were, saying so."""
+    if not ctx.constraints:
+        return hits, ""
+    kept = stated.rank(hits, ctx.constraints, **read)
+    if not kept and hits:
+        return hits, f"no item meets the stated constraints ({ctx.constraints.describe()}); the closest:\n"
+    return kept, f"ordered by the stated constraints ({ctx.constraints.describe()}):\n"
+
+
 def _hits_text(ctx: TurnContext, hits: list[SearchHit]) -> str:
+    hits, note = _constrained(ctx, hits)
     lines, dropped = [], []
     for hit in hits:
         if (avoided := _avoided(hit.title, hit.metadata, ctx.preferences)) is not None:
@@ -177,7 +192,7 @@ def _hits_text(ctx: TurnContext, hits: list[SearchHit]) -> str:
                                     score=hit.score))
     if dropped:
         lines.append(f"left out by the user's preferences: {', '.join(dropped[:5])}")
-    return "\n".join(lines) or "no matching items"
+    return note + ("\n".join(lines) or "no matching items")
 
 
 # --- the tools --------------------------------------------------------------------------------
@@ -224,15 +239,17 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
             return starter_text("no personal model is trained yet: offer a few of these well-liked films from "
                                 "different genres")
         records = service.store.get_items([i.item_id for i in result.items])
-        lines = []
-        for item in result.items:
+        items, note = _constrained(ctx, result.items,
+                                   metadata=lambda i: records.get(i.item_id, {"metadata": {}})["metadata"])
+        lines = [note.rstrip("\n")] if note else []
+        for item in items:
             record = records.get(item.item_id, {"metadata": {}, "document": ""})
-            if _avoided(item.title, record["metadata"], ctx.preferences) or len(lines) >= ctx.k:
+            if _avoided(item.title, record["metadata"], ctx.preferences) or len(lines) >= ctx.k + bool(note):
                 continue
             evidence = item.evidence or [Evidence(channel="item", field="document", text=record["document"],
                                                   similarity=0.0)]
-            line = _item_line(ctx, item.item_id, item.title, record["metadata"], evidence, rank=len(lines),
-                              score=item.score)
+            line = _item_line(ctx, item.item_id, item.title, record["metadata"], evidence,
+                              rank=len(lines) - bool(note), score=item.score)
             for because in item.because[:1]:
                 if not (liked := clean_run(because.title)):
                     continue

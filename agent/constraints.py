@@ -1,0 +1,121 @@
+"""Constraints the user stated, read from their own words by code, and applied to what the
+tools return.
+
+The embedded model fills optional search filters it was never asked for, so filters do not
+come from the model: they come from the request and the conversation. :func:`parse` reads
+genres wanted ("a funny animated film" → comedy, animation), genres to avoid ("no sci-fi",
+"nothing scary"), years ("before 1980", "from the 90s", "something older" than the last
+answer's picks) and "not that one" (the last answer's picks are left out). :func:`rank`
+keeps the tools' order among items that satisfy the hard constraints (years, avoided genres,
+left-out items) and moves items that match more of the wanted genres up.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# Words in a request → the catalog genre they ask for.
+GENRE_WORDS: dict[str, str] = {
+    "comedy": "comedy", "comedies": "comedy", "funny": "comedy", "laugh": "comedy", "drama": "drama",
+    "horror": "horror", "scary": "horror", "thriller": "thriller", "thrillers": "thriller", "sci-fi": "sci-fi",
+    "science fiction": "sci-fi", "scifi": "sci-fi", "animated": "animation", "animation": "animation",
+    "cartoon": "animation", "cartoons": "animation", "documentary": "documentary", "documentaries": "documentary",
+    "romance": "romance", "romantic": "romance", "love story": "romance", "western": "western",
+    "westerns": "western", "musical": "musical", "musicals": "musical", "war": "war", "crime": "crime",
+    "mystery": "mystery", "fantasy": "fantasy", "adventure": "adventure", "action": "action",
+    "family": "family", "kids": "children's", "children": "children's", "noir": "film-noir",
+}
+# Catalogs name the family genre differently (MovieLens: Children's; the demo: Family).
+SAME_GENRE = {"family": {"family", "children's"}, "children's": {"children's", "family"}}
+# (pattern with the year as group 1, year_min offset, year_max offset); None leaves that bound.
+YEAR_PATTERNS: tuple[tuple[str, int | None, int | None], ...] = (
+    (r"\b(?:before|older than|earlier than|pre-?)\s*(\d{4})\b", None, -1),
+    (r"\b(?:until|up to|no later than)\s*(\d{4})\b", None, 0),
+    (r"\b(?:after|newer than|later than)\s*(\d{4})\b", 1, None),
+    (r"\b(?:since|from)\s*(\d{4})\b", 0, None),
+    (r"\b(?:in|of)\s+(\d{4})\b", 0, 0),
+)
+NEGATION = r"(?:no|not|nothing|without|avoid|except|hate|don't want|do not want|not into|no more)"
+
+
+@dataclass
+class Constraints:
+    genres: set[str] = field(default_factory=set)
+    avoid: set[str] = field(default_factory=set)
+    year_min: int | None = None
+    year_max: int | None = None
+    exclude: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.genres or self.avoid or self.year_min or self.year_max or self.exclude)
+
+    def describe(self) -> str:
+        parts = [f"wants {', '.join(sorted(self.genres))}"] if self.genres else []
+        parts += [f"avoids {', '.join(sorted(self.avoid))}"] if self.avoid else []
+        parts += [f"from {self.year_min}"] if self.year_min else []
+        parts += [f"up to {self.year_max}"] if self.year_max else []
+        parts += [f"not {', '.join(sorted(self.exclude))}"] if self.exclude else []
+        return "; ".join(parts)
+
+
+def _genre_hits(text: str) -> list[tuple[int, str]]:
+    lowered = text.casefold()
+    return [(m.start(), genre) for word, genre in GENRE_WORDS.items()
+            for m in re.finditer(rf"(?<![\w-]){re.escape(word)}(?![\w-])", lowered)]
+
+
+def parse(request: str, previous_picks: list[tuple[str, int | None]] = ()) -> Constraints:
+    """The constraints stated in ``request``; ``previous_picks`` are (item id, year) of the last
+    answer, for "something older/newer" and "not that one"."""
+    text = request.casefold()
+    found = Constraints()
+    for start, genre in _genre_hits(request):
+        before = text[max(0, start - 24): start]
+        (found.avoid if re.search(rf"\b{NEGATION}\b[^.,;]*$", before) else found.genres).add(genre)
+    found.genres -= found.avoid
+    for pattern, low, high in YEAR_PATTERNS:
+        for m in re.finditer(pattern, text):
+            year = int(m.group(1))
+            if low is not None:
+                found.year_min = year + low
+            if high is not None:
+                found.year_max = year + high
+    if m := re.search(r"\b(?:the\s+)?(?:19)?([2-9]0)'?s\b", text):
+        found.year_min, found.year_max = 1900 + int(m.group(1)), 1909 + int(m.group(1))
+    years = [y for _, y in previous_picks if y]
+    if years and re.search(r"\bolder\b|\bearlier\b|\bless recent\b", text):
+        found.year_max = min(years) - 1
+    if years and re.search(r"\bnewer\b|\bmore recent\b|\blater\b", text):
+        found.year_min = max(years) + 1
+    if previous_picks and re.search(r"\bnot (?:that|this|those|these)(?: one| ones)?\b|\bsomething else\b|"
+                                    r"\banother one\b|\bseen (?:it|that)\b", text):
+        found.exclude = {item_id for item_id, _ in previous_picks}
+    return found
+
+
+def _item_genres(metadata: dict) -> set[str]:
+    value = metadata.get("genres") or []
+    names = {str(g).casefold() for g in (value if isinstance(value, list) else [value])}
+    return names | {alias for g in names for alias in SAME_GENRE.get(g, ())}
+
+
+def satisfies(item_id: str, metadata: dict, constraints: Constraints) -> bool:
+    """Whether an item meets the hard constraints (years, avoided genres, left-out items)."""
+    year = metadata.get("year")
+    year = int(year) if isinstance(year, (int, float)) or (isinstance(year, str) and year.isdigit()) else None
+    if item_id in constraints.exclude or _item_genres(metadata) & constraints.avoid:
+        return False
+    if year is not None and ((constraints.year_min and year < constraints.year_min)
+                             or (constraints.year_max and year > constraints.year_max)):
+        return False
+    return not ((constraints.year_min or constraints.year_max) and year is None)
+
+
+def rank(items: list, constraints: Constraints, item_id=lambda h: h.item_id, metadata=lambda h: h.metadata) -> list:
+    """``items`` (any objects; ``item_id``/``metadata`` read them) that satisfy the hard
+    constraints, those matching more wanted genres first, the tools' order kept otherwise."""
+    kept = [h for h in items if satisfies(str(item_id(h)), metadata(h), constraints)]
+    if not constraints.genres:
+        return kept
+    return sorted(kept, key=lambda h: -len(_item_genres(metadata(h)) & constraints.genres))
