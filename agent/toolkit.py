@@ -120,6 +120,19 @@ def plot_of(document: str) -> str:
     return lines[1] if len(lines) > 1 else (lines[0] if lines else "")
 
 
+def confident_caption(text: str) -> str:
+    """What of a machine caption may reach the model as a fact: the whole caption when its
+    label is confident; else only the OCR text and colours after the label clause (a verbatim
+    tail, so it can still be checked against the store). The offline captioner hedges a label
+    under 0.3 ("An image that may show a …") and lists runner-up labels with "or"; either way
+    the label is a guess (an astronaut poster read as "barbell or bobsled"), not a fact."""
+    clause_end = min((i for i in (text.find(", with the text"), text.find(", mostly")) if i >= 0), default=len(text))
+    label = text[:clause_end]
+    if not label.startswith("An image that may show") and " or " not in label:
+        return text
+    return text[clause_end + 2:].strip() if clause_end < len(text) else ""
+
+
 def _kind(field_name: str) -> EvidenceKind:
     if field_name.startswith("caption"):
         return "caption"
@@ -158,6 +171,8 @@ def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evide
                 else "")]
     for e in evidence[:EVIDENCE_PER_ITEM]:
         text = plot_of(e.text) if e.field == "document" else e.text
+        if _kind(e.field) == "caption":
+            text = confident_caption(text)
         withheld += [f.text for f in instruction_spans(text)]
         if not (clean := clean_run(text)):
             continue

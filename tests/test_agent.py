@@ -477,3 +477,13 @@ def test_an_unsupported_reason_is_reasked_then_replaced_by_the_evidence(service,
     assert result.trace.reasked_for_grounding and (result.trace.reasons, result.trace.supported_reasons) == (1, 0)
     reason = result.answer.picks[0].reason
     assert "heist" not in reason and reason in service.get_item("quiet-orbit")["document"]
+
+
+def test_a_guessed_poster_label_never_reaches_the_model_as_a_fact():
+    from prism.agent.toolkit import confident_caption
+
+    sure = 'An image of a space shuttle, with the text "MOON", mostly black.'
+    assert confident_caption(sure) == sure
+    assert confident_caption("An image of a barbell or bobsled, mostly black and white.") == "mostly black and white."
+    assert confident_caption('An image that may show a cat, with the text "WHISKERS".') == 'with the text "WHISKERS".'
+    assert confident_caption("An image that may show a dog.") == ""
