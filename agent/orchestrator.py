@@ -24,7 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from prism.agent import constraints, render
-from prism.agent.evidence import Answer, Pick, Violation, drop_violations, validate
+from prism.agent.evidence import USER_KINDS, Answer, Pick, Violation, drop_violations, validate
 from prism.agent.faithfulness import extractive_reason, reason_violations
 from prism.agent.llm import ChatModel, LLMError, LLMReply
 from prism.agent.message_check import message_violations, plain_message, steered_picks
@@ -97,6 +97,8 @@ class Trace(BaseModel):
                                    "(the rest were replaced by extractive reasons).")
     message_replaced: bool = Field(False, description="The model's message could not be shown (instruction-like, "
                                    "copied from data, or naming a non-pick) and code wrote it.")
+    below_top: list[str] = Field(default_factory=list, description="Picks below the tools' top ranks: kept for a "
+                                 "stated constraint, else replaced by the best-ranked candidate.")
     constraints: str = Field("", description="The constraints read from the user's words and applied to the "
                              "tools' results (prism.agent.constraints).")
     withheld_instructions: dict[str, list[str]] = Field(
@@ -194,6 +196,7 @@ class Agent:
         if answer is None:
             answer = self._fallback(ctx)
             trace.fallback = True
+        answer = self._keep_tool_order(answer, ctx, request, trace)
         answer = self._faithful(answer, ctx, request, trace)
         if message_violations(answer, ctx.ledger, self.service.store):
             # Still not showable after the re-ask (or the picks it named were dropped): code writes it.
@@ -325,6 +328,35 @@ class Agent:
                          "function": {"name": native.name, "arguments": native.arguments or "{}"}}]},
                     {"role": "tool", "tool_call_id": native.id or "call_0", "content": data}]
         return [{"role": "assistant", "content": reply.content}, {"role": "user", "content": data}]
+
+    def _keep_tool_order(self, answer: Answer, ctx: TurnContext, request: str, trace: Trace) -> Answer:
+        """The tools' order is the default order: a pick ranked below the first ``max_picks`` of
+        every tool result that returned it needs a stated constraint or preference. Without one
+        it gives way to the best-ranked candidate not yet picked (with an extractive reason);
+        either way the trace records it."""
+        top = self.settings.agent_max_picks
+        stated = ctx.constraints.describe() or "; ".join(f"{p.kind} {p.value}" for p in ctx.preferences)
+        below = [p for p in answer.picks if ctx.ledger.ranks.get(p.item_id, 0) >= top]
+        if not below:
+            return answer
+        trace.below_top = [f"{p.item_id} (rank {ctx.ledger.ranks[p.item_id] + 1}): "
+                           + (f"kept, stated: {stated}" if stated else "replaced, no stated constraint")
+                           for p in below]
+        if stated:
+            return answer
+        picked = {p.item_id for p in answer.picks}
+        spare = [i for i, r in ctx.ledger.ranks.items() if r < top and i not in picked
+                 and any(e.item_id == i and e.kind not in USER_KINDS for e in ctx.ledger.evidence.values())]
+        picks = []
+        for pick in answer.picks:
+            if pick in below and spare:
+                item = spare.pop(0)
+                refs = [e.id for e in ctx.ledger.evidence.values() if e.item_id == item and e.kind not in USER_KINDS]
+                replacement = Pick(item_id=item, reason="", evidence=refs[:1])
+                pick = replacement.model_copy(update={"reason": extractive_reason(replacement, ctx.ledger, request,
+                                                                                  REASON_CHARS)})
+            picks.append(pick)
+        return answer.model_copy(update={"picks": picks})
 
     def _faithful(self, answer: Answer, ctx: TurnContext, request: str, trace: Trace) -> Answer:
         """``answer`` with every reason its evidence does not support replaced by an extractive

@@ -487,3 +487,21 @@ def test_a_guessed_poster_label_never_reaches_the_model_as_a_fact():
     assert confident_caption("An image of a barbell or bobsled, mostly black and white.") == "mostly black and white."
     assert confident_caption('An image that may show a cat, with the text "WHISKERS".') == 'with the text "WHISKERS".'
     assert confident_caption("An image that may show a dog.") == ""
+
+
+def test_a_pick_below_the_tools_top_needs_a_stated_constraint(service, sessions):
+    def fourth(call):
+        item = items_shown(call)[3]
+        return {"answer": {"message": "Try this.", "picks": [
+            {"item_id": item, "reason": "It fits.", "evidence": evidence_of(call, item)[:1]}]}}
+
+    llm = ScriptedChat([{"tool": "search_catalog", "arguments": {"query": "a calm film about space"}}, fourth])
+    result = Agent(service, llm, sessions).run_turn("b1", "a calm film about space")
+    shown = items_shown(llm.calls[1])
+    assert [p.item_id for p in result.answer.picks] == [shown[0]]  # the tools' best instead of their fourth
+    assert result.trace.below_top == [f"{shown[3]} (rank 4): replaced, no stated constraint"]
+
+    llm = ScriptedChat([{"tool": "search_catalog", "arguments": {"query": "a calm film about space"}}, fourth])
+    result = Agent(service, llm, sessions).run_turn("b2", "a calm film about space, nothing scary")
+    assert [p.item_id for p in result.answer.picks] == [items_shown(llm.calls[1])[3]]
+    assert result.trace.below_top[0].endswith("kept, stated: avoids horror")
