@@ -35,6 +35,9 @@ GENRES: dict[str, str] = {
     "western": "western", "musical": "musical", "war": "war", "crime": "crime", "mystery": "mystery",
     "fantasy": "fantasy", "adventure": "adventure", "action": "action", "family": "family",
     "children's": "children's", "kids": "children's", "film-noir": "film-noir", "noir": "film-noir",
+    "喜剧": "comedy", "剧情": "drama", "恐怖": "horror", "惊悚": "thriller", "科幻": "sci-fi", "动画": "animation",
+    "纪录": "documentary", "爱情": "romance", "西部": "western", "歌舞": "musical", "战争": "war", "犯罪": "crime",
+    "悬疑": "mystery", "奇幻": "fantasy", "冒险": "adventure", "动作": "action", "家庭": "family", "儿童": "children's",
 }
 # Words any reason may use without evidence: about fit, tone of the recommendation, the medium.
 GENERIC = set("""film films movie movies story stories fits fit match matches matching request wish asked looking
@@ -44,10 +47,11 @@ evening night tonight watch watching recommend recommended also more most very w
 plot poster tale features feature offers offer shows show similar same kind type style tone feel feels theme
 themes based book about item best better look looks looking alike lovers fans anyone everyone viewers
 ideal fine fun enjoyable popular favourite favorite favourites well-liked acclaimed beloved loved memorable
-worth seeing treat experience pleasant touching light""".split())
+worth seeing treat experience pleasant touching light mentions mention mentioned describes described
+describe depicts depicted tells told follows centers centres involves involving says said set""".split())
 STOP = set("""the and for are but not all any can had her was one our out has him his how man new now old see
 two way who its let put say she too use a an of to in on at by is it as be or if so no do we he my me up""".split())
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:\.\d+)?")
+_WORD = re.compile(r"[^\W\d_][\w'\-]*|\d+(?:\.\d+)?")
 
 
 @dataclass
@@ -56,20 +60,44 @@ class Verdict:
     unsupported: list[str] = field(default_factory=list)
 
 
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
+
+
+# Characters any Chinese reason may use without evidence (function words, "film", "story",
+# "suits", "recommend", "like", …): the CJK counterpart of GENERIC.
+CJK_GENERIC = set("的了是在和与也很非常这那一个部位关于电影片故事讲述适合推荐您你我们喜欢看一部这是它有讲个又还更都就")
+
+
+def _words(text: str) -> list[str]:
+    """Words of ``text``; CJK text (no spaces) counts character by character, less the
+    characters in :data:`CJK_GENERIC`."""
+    out = []
+    for word in _WORD.findall(text):
+        if _CJK.search(word):
+            out += [c for run in _CJK.findall(word) for c in run if c not in CJK_GENERIC]
+        else:
+            out.append(word)
+    return out
+
+
 def _stem(word: str) -> str:
     return word.casefold().strip("'-")[:STEM]
 
 
+def _genre_pattern(word: str) -> str:
+    """A genre word as a regex: on word boundaries, except in CJK text, which has none."""
+    return re.escape(word) if _CJK.match(word) else rf"(?<![\w-]){re.escape(word)}(?![\w-])"
+
+
 def _genre_claims(text: str) -> set[str]:
     lowered = text.casefold()
-    return {canonical for word, canonical in GENRES.items()
-            if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", lowered)}
+    return {canonical for word, canonical in GENRES.items() if re.search(_genre_pattern(word), lowered)}
 
 
 def _names(text: str) -> list[str]:
     names = []
     for start, end in sentences(text):
-        words = _WORD.findall(text[start:end])
+        words = _words(text[start:end])
         names += [w for w in words[1:] if w[0].isupper() and w.casefold() not in GENERIC | STOP and w != "I"]
     return names
 
@@ -91,16 +119,16 @@ def check_reason(reason: str, cited: list[str], facts: str, request: str) -> Ver
     (title, genres, people, year) and the user's ``request``; what is not."""
     about_item = " ".join([*cited, facts])
     sources = f"{about_item} {request}"
-    source_stems = {_stem(w) for w in _WORD.findall(sources)}
+    source_stems = {_stem(w) for w in _words(sources)}
     unsupported = [f"genre '{g}'" for g in sorted(_genre_claims(reason) - _genre_claims(about_item))]
     claims_text = reason
     for word in GENRES:  # genre words are judged above, not again as content words
-        claims_text = re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w-])", " ", claims_text, flags=re.IGNORECASE)
-    words = _WORD.findall(claims_text)
+        claims_text = re.sub(_genre_pattern(word), " ", claims_text, flags=re.IGNORECASE)
+    words = _words(claims_text)
     unsupported += [f"'{w}'" for w in words if w[0].isdigit() and w not in sources]
     unsupported += [f"name '{n}'" for n in _names(claims_text) if _stem(n) not in source_stems]
-    content = [w for w in words if not w[0].isdigit() and len(w) >= 4 and w.casefold() not in GENERIC | STOP
-               and not w[0].isupper()]
+    content = [w for w in words if not w[0].isdigit() and (len(w) >= 4 or _CJK.match(w))
+               and w.casefold() not in GENERIC | STOP and not w[0].isupper()]
     missing = [w for w in content if _stem(w) not in source_stems]
     if content and (len(content) - len(missing)) / len(content) < CONTENT_SUPPORT:
         unsupported.append("words not in the evidence: " + ", ".join(missing[:4]))
@@ -131,12 +159,12 @@ def extractive_reason(pick: Pick, ledger: Ledger, request: str, limit: int) -> s
     refs: list[EvidenceRef] = [ledger.evidence[e] for e in pick.evidence if e in ledger.evidence]
     history = [r for r in refs if r.kind == "history"]
     texts = [r for r in refs if r.kind in ("plot", "caption", "transcript")]
-    wanted = {_stem(w) for w in _WORD.findall(request)}
+    wanted = {_stem(w) for w in _words(request)}
     best, best_score = "", -1
     for ref in texts:
         for start, end in sentences(ref.text):
             sentence = ref.text[start:end].strip()
-            score = len({_stem(w) for w in _WORD.findall(sentence)} & wanted)
+            score = len({_stem(w) for w in _words(sentence)} & wanted)
             if score > best_score:
                 best, best_score = sentence, score
     if best:

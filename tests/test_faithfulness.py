@@ -21,6 +21,7 @@ ORBIT = "A lone astronaut repairs a silent space station and finds an unexpected
     ("Its plot mentions a Nazi death camp commander.", [FARGO_PLOT], FARGO, "a dark film"),
     ("Directed by Steven Spielberg in 1996.", [FARGO_PLOT], FARGO, "a crime film"),
     ("A heist on the moon with robots and lasers.", [ORBIT], "Quiet Orbit Sci-Fi Drama 2019", "space"),
+    ("一部关于猫的喜剧", ["一位宇航员在遥远的星球上迷路了。"], "迷失星空 Sci-Fi 2020", "太空电影"),
 ])
 def test_unsupported_claims_are_caught(reason, cited, facts, request_text):
     verdict = check_reason(reason, cited, facts, request_text)
@@ -33,6 +34,9 @@ def test_unsupported_claims_are_caught(reason, cited, facts, request_text):
     ("A lone astronaut finds calm among the stars.", [ORBIT], "Quiet Orbit Sci-Fi Drama 2019", "a calm film"),
     ("A calm story in orbit, as you asked.", [ORBIT], "Quiet Orbit Sci-Fi Drama 2019", "a calm film"),
     ("It fits your wish for something from 1996.", [FARGO_PLOT], FARGO, "a film from 1996"),
+    ("The plot mentions a barista in a café, as you asked.", ["A barista in a small café falls for a regular."],
+     "Morning Roast Romance Comedy 2018", "a romantic comedy set in a café"),
+    ("一部关于宇航员在太空迷路的科幻电影", ["一位宇航员在遥远的太空中迷路了。"], "迷失星空 Sci-Fi 2020", "太空"),
 ])
 def test_supported_reasons_pass(reason, cited, facts, request_text):
     verdict = check_reason(reason, cited, facts, request_text)
