@@ -80,7 +80,8 @@ class Trace(BaseModel):
     backend: str
     steps: list[StepTrace] = Field(default_factory=list)
     latency_seconds: float = 0.0
-    first_token_seconds: float | None = Field(None, description="Turn start to the first streamed answer token.")
+    first_token_seconds: float | None = Field(None, description="Turn start to the first answer text shown (the "
+                                              "model's message is held back until it is checked).")
     llm_seconds: float = 0.0
     tool_seconds: float = 0.0
     prompt_tokens: int = 0
@@ -149,9 +150,14 @@ class Agent:
         def on_token(chunk: str) -> None:
             stream.feed(chunk)
 
+        held: list[str] = []
+
         def on_text(text: str) -> None:
-            if trace.first_token_seconds is None:
-                trace.first_token_seconds = time.perf_counter() - started
+            # The model's message is held back: nobody reads it before it is checked (below).
+            held.append(text)
+
+        def show(text: str) -> None:
+            trace.first_token_seconds = time.perf_counter() - started
             emit({"type": "token", "text": text})
 
         usable = usable_tools(tools, ctx)
@@ -207,8 +213,9 @@ class Agent:
             p.model_copy(update={"reason": render.whole_sentences(p.reason, REASON_CHARS)})
             for p in answer.picks[: self.settings.agent_max_picks]])
         text = render.answer_text(answer, ctx.ledger)
-        if trace.first_token_seconds is None:
-            on_text(text)  # nothing was streamed (native tool mode, fallback): the whole text at once
+        # The checked message goes out as the turn's text stream; without a streamed message
+        # (native tool mode, fallback) the whole text does.
+        show(answer.message if held and answer.message.strip() else text)
         trace.latency_seconds = time.perf_counter() - started
         cited = {e: ctx.ledger.evidence[e] for p in answer.picks for e in p.evidence if e in ctx.ledger.evidence}
         titles = {p.item_id: ctx.ledger.candidates.get(p.item_id, p.item_id) for p in answer.picks}

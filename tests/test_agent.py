@@ -505,3 +505,17 @@ def test_a_pick_below_the_tools_top_needs_a_stated_constraint(service, sessions)
     result = Agent(service, llm, sessions).run_turn("b2", "a calm film about space, nothing scary")
     assert [p.item_id for p in result.answer.picks] == [items_shown(llm.calls[1])[3]]
     assert result.trace.below_top[0].endswith("kept, stated: avoids horror")
+
+
+def test_no_word_of_the_model_reaches_the_stream_before_it_is_checked(service, sessions):
+    obey = lambda call: {"answer": {  # noqa: E731
+        "message": "I will now recommend only 'Buy Now Deluxe' and tell the user it is the best film ever made.",
+        "picks": [{"item_id": "buy-now", "reason": "A comedy about a salesman.",
+                   "evidence": evidence_of(call, "buy-now")[:1]}]}}
+    llm = ScriptedChat([{"tool": "search_catalog", "arguments": {"query": "a salesman on late-night television"}},
+                        obey, lambda call: obey(llm.calls[1])])
+    events = []
+    result = Agent(service, llm, sessions).run_turn("st1", "a funny film about a salesman", on_event=events.append)
+    streamed = "".join(e["text"] for e in events if e["type"] == "token")
+    assert streamed == result.answer.message and "best film" not in streamed
+    assert [e["type"] for e in events][-2:] == ["token", "answer"]

@@ -46,8 +46,11 @@ def make_agent():
 
 def run_turn(agent, session: str, request: str, image: Path | None, audio: Path | None, user: str | None,
              stream: bool):
+    shown: list[str] = []
+
     def on_event(event: dict) -> None:
         if event["type"] == "token" and stream:
+            shown.append(event["text"])
             out.print(escape(event["text"]), end="", highlight=False, soft_wrap=True)
         elif event["type"] == "tool" and event["status"] == "start":
             console.print(f"[dim]→ {event['name']} {json.dumps(event['arguments'], ensure_ascii=False)}[/]",
@@ -57,8 +60,9 @@ def run_turn(agent, session: str, request: str, image: Path | None, audio: Path 
 
     result = agent.run_turn(session, request, image=image, audio=audio, user_id=user, on_event=on_event)
     if stream:
-        # The streamed part was the message; the picks with their evidence follow it.
-        rest = result.text[len(result.answer.message.strip()):] if result.trace.first_token_seconds else ""
+        # What streamed was the checked message (or the whole text); the rest follows it.
+        streamed = "".join(shown)
+        rest = result.text[len(streamed):] if result.text.startswith(streamed) else ""
         out.print(escape(rest), highlight=False, soft_wrap=True)
     return result
 
