@@ -20,7 +20,8 @@ import numpy as np
 
 META_DIM = 256
 # Fields the store adds to an item's metadata that describe Prism, not the item.
-NOT_METADATA = frozenset({"title", "content_hash", "n_images", "n_audio", "derived_json", "item_id"})
+NOT_METADATA = frozenset({"title", "content_hash", "n_images", "n_audio", "derived_json", "item_id",
+                          "instruction_spans"})
 
 
 def metadata_tokens(metadata: Mapping[str, object]) -> list[str]:
