@@ -16,16 +16,18 @@ and then drops what is still wrong (``agent.agent``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from prism.store import Store
 
 EvidenceKind = Literal["plot", "caption", "transcript", "metadata", "history", "user_image", "user_voice"]
 # Evidence about the user, not about one item: it may support any recommendation.
 USER_KINDS = {"history", "user_image", "user_voice"}
+_EVIDENCE_ID = re.compile(r"\bE\d+\b")
 
 
 @dataclass
@@ -72,6 +74,14 @@ class Pick(BaseModel):
     item_id: str
     reason: str = Field(description="One short sentence: why this item fits the request.")
     evidence: list[str] = Field(default_factory=list, description="Evidence ids (E1, E2, ...) that support it.")
+
+    @field_validator("evidence", mode="before")
+    @classmethod
+    def _bare_ids(cls, value):
+        """Models copy the label with the id ("E2 plot", "[E2]"): keep the id itself."""
+        if not isinstance(value, list):
+            return value
+        return [m.group(0) if isinstance(v, str) and (m := _EVIDENCE_ID.search(v)) else v for v in value]
 
 
 class Answer(BaseModel):

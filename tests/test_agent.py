@@ -519,3 +519,10 @@ def test_no_word_of_the_model_reaches_the_stream_before_it_is_checked(service, s
     streamed = "".join(e["text"] for e in events if e["type"] == "token")
     assert streamed == result.answer.message and "best film" not in streamed
     assert [e["type"] for e in events][-2:] == ["token", "answer"]
+
+
+def test_an_evidence_id_cited_with_its_label_is_read_as_the_id():
+    from prism.agent.evidence import Pick
+
+    assert Pick(item_id="x", reason="r", evidence=["E2 plot", "[E3]", "E10", "nonsense"]).evidence == \
+        ["E2", "E3", "E10", "nonsense"]
