@@ -15,19 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# Words in a request → the catalog genre they ask for.
-GENRE_WORDS: dict[str, str] = {
-    "comedy": "comedy", "comedies": "comedy", "funny": "comedy", "laugh": "comedy", "drama": "drama",
-    "horror": "horror", "scary": "horror", "thriller": "thriller", "thrillers": "thriller", "sci-fi": "sci-fi",
-    "science fiction": "sci-fi", "scifi": "sci-fi", "animated": "animation", "animation": "animation",
-    "cartoon": "animation", "cartoons": "animation", "documentary": "documentary", "documentaries": "documentary",
-    "romance": "romance", "romantic": "romance", "love story": "romance", "western": "western",
-    "westerns": "western", "musical": "musical", "musicals": "musical", "war": "war", "crime": "crime",
-    "mystery": "mystery", "fantasy": "fantasy", "adventure": "adventure", "action": "action",
-    "family": "family", "kids": "children's", "children": "children's", "noir": "film-noir",
-}
-# Catalogs name the family genre differently (MovieLens: Children's; the demo: Family).
-SAME_GENRE = {"family": {"family", "children's"}, "children's": {"children's", "family"}}
+from prism.agent import genres
+
 # (pattern with the year as group 1, year_min offset, year_max offset); None leaves that bound.
 YEAR_PATTERNS: tuple[tuple[str, int | None, int | None], ...] = (
     (r"\b(?:before|older than|earlier than|pre-?)\s*(\d{4})\b", None, -1),
@@ -59,18 +48,12 @@ class Constraints:
         return "; ".join(parts)
 
 
-def _genre_hits(text: str) -> list[tuple[int, str]]:
-    lowered = text.casefold()
-    return [(m.start(), genre) for word, genre in GENRE_WORDS.items()
-            for m in re.finditer(rf"(?<![\w-]){re.escape(word)}(?![\w-])", lowered)]
-
-
 def parse(request: str, previous_picks: list[tuple[str, int | None]] = ()) -> Constraints:
     """The constraints stated in ``request``; ``previous_picks`` are (item id, year) of the last
     answer, for "something older/newer" and "not that one"."""
     text = request.casefold()
     found = Constraints()
-    for start, genre in _genre_hits(request):
+    for start, genre in genres.mentions(request):
         before = text[max(0, start - 24): start]
         (found.avoid if re.search(rf"\b{NEGATION}\b[^.,;]*$", before) else found.genres).add(genre)
     found.genres -= found.avoid
@@ -96,8 +79,7 @@ def parse(request: str, previous_picks: list[tuple[str, int | None]] = ()) -> Co
 
 def _item_genres(metadata: dict) -> set[str]:
     value = metadata.get("genres") or []
-    names = {str(g).casefold() for g in (value if isinstance(value, list) else [value])}
-    return names | {alias for g in names for alias in SAME_GENRE.get(g, ())}
+    return genres.expand({str(g).casefold() for g in (value if isinstance(value, list) else [value])})
 
 
 def satisfies(item_id: str, metadata: dict, constraints: Constraints) -> bool:

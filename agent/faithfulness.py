@@ -20,25 +20,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from prism.agent import genres
 from prism.agent.evidence import Answer, EvidenceRef, Ledger, Pick, Violation
 from prism.store import Store
 from prism.untrusted import sentences
 
 CONTENT_SUPPORT = 0.5
 STEM = 5
-# Genre words a reason may use → the catalog genre that supports them.
-GENRES: dict[str, str] = {
-    "comedy": "comedy", "comedies": "comedy", "funny": "comedy", "drama": "drama", "dramas": "drama",
-    "horror": "horror", "scary": "horror", "thriller": "thriller", "sci-fi": "sci-fi",
-    "science fiction": "sci-fi", "science-fiction": "sci-fi", "animated": "animation", "animation": "animation",
-    "cartoon": "animation", "documentary": "documentary", "romance": "romance", "romantic": "romance",
-    "western": "western", "musical": "musical", "war": "war", "crime": "crime", "mystery": "mystery",
-    "fantasy": "fantasy", "adventure": "adventure", "action": "action", "family": "family",
-    "children's": "children's", "kids": "children's", "film-noir": "film-noir", "noir": "film-noir",
-    "喜剧": "comedy", "剧情": "drama", "恐怖": "horror", "惊悚": "thriller", "科幻": "sci-fi", "动画": "animation",
-    "纪录": "documentary", "爱情": "romance", "西部": "western", "歌舞": "musical", "战争": "war", "犯罪": "crime",
-    "悬疑": "mystery", "奇幻": "fantasy", "冒险": "adventure", "动作": "action", "家庭": "family", "儿童": "children's",
-}
 # Words any reason may use without evidence: about fit, tone of the recommendation, the medium.
 GENERIC = set("""film films movie movies story stories fits fit match matches matching request wish asked looking
 like liked likes love loved enjoy enjoyed want wanted perfect great good nice classic pick choice option because
@@ -60,7 +48,6 @@ class Verdict:
     unsupported: list[str] = field(default_factory=list)
 
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
 
 
 # Characters any Chinese reason may use without evidence (function words, "film", "story",
@@ -73,8 +60,8 @@ def _words(text: str) -> list[str]:
     characters in :data:`CJK_GENERIC`."""
     out = []
     for word in _WORD.findall(text):
-        if _CJK.search(word):
-            out += [c for run in _CJK.findall(word) for c in run if c not in CJK_GENERIC]
+        if genres.CJK.search(word):
+            out += [c for run in genres.CJK.findall(word) for c in run if c not in CJK_GENERIC]
         else:
             out.append(word)
     return out
@@ -82,16 +69,6 @@ def _words(text: str) -> list[str]:
 
 def _stem(word: str) -> str:
     return word.casefold().strip("'-")[:STEM]
-
-
-def _genre_pattern(word: str) -> str:
-    """A genre word as a regex: on word boundaries, except in CJK text, which has none."""
-    return re.escape(word) if _CJK.match(word) else rf"(?<![\w-]){re.escape(word)}(?![\w-])"
-
-
-def _genre_claims(text: str) -> set[str]:
-    lowered = text.casefold()
-    return {canonical for word, canonical in GENRES.items() if re.search(_genre_pattern(word), lowered)}
 
 
 def _names(text: str) -> list[str]:
@@ -120,14 +97,13 @@ def check_reason(reason: str, cited: list[str], facts: str, request: str) -> Ver
     about_item = " ".join([*cited, facts])
     sources = f"{about_item} {request}"
     source_stems = {_stem(w) for w in _words(sources)}
-    unsupported = [f"genre '{g}'" for g in sorted(_genre_claims(reason) - _genre_claims(about_item))]
-    claims_text = reason
-    for word in GENRES:  # genre words are judged above, not again as content words
-        claims_text = re.sub(_genre_pattern(word), " ", claims_text, flags=re.IGNORECASE)
+    claimed = {genre for _, genre in genres.mentions(reason)}
+    unsupported = [f"genre '{g}'" for g in sorted(claimed - genres.named(about_item))]
+    claims_text = genres.without(reason)  # genre words are judged above, not again as content words
     words = _words(claims_text)
     unsupported += [f"'{w}'" for w in words if w[0].isdigit() and w not in sources]
     unsupported += [f"name '{n}'" for n in _names(claims_text) if _stem(n) not in source_stems]
-    content = [w for w in words if not w[0].isdigit() and (len(w) >= 4 or _CJK.match(w))
+    content = [w for w in words if not w[0].isdigit() and (len(w) >= 4 or genres.CJK.match(w))
                and w.casefold() not in GENERIC | STOP and not w[0].isupper()]
     missing = [w for w in content if _stem(w) not in source_stems]
     if content and (len(content) - len(missing)) / len(content) < CONTENT_SUPPORT:
