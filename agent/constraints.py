@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from prism.agent import genres
+from prism import genres
 
 # (pattern with the year as group 1, year_min offset, year_max offset); None leaves that bound.
 YEAR_PATTERNS: tuple[tuple[str, int | None, int | None], ...] = (

@@ -1,114 +1,17 @@
-"""Is a pick's reason true? Its claims must be supported by what it cites.
+"""The faithfulness check in a turn: every reason against the evidence it cites.
 
-The validator (:mod:`prism.agent.evidence`) proves that a cited evidence id exists and belongs
-to the item; this module checks the sentence itself. A reason's *claims* are:
-
-* genres ("a comedy", "sci-fi"): the item's genres or its cited text must say so, whatever
-  the user asked for ("Fargo fits your taste for horror" is not supported by Fargo);
-* numbers (years, ratings, counts) and names (capitalised words inside a sentence): they
-  must appear in the cited evidence, the item's title and metadata, or the user's request;
-* content words (the rest, less stop words and a few words any reason may use): at least
-  :data:`CONTENT_SUPPORT` of them must appear (by a five-letter stem) in those sources.
-
-A reason that fails is re-asked once, then replaced by :func:`extractive_reason`, built by code
-from the cited evidence (the sentence that best matches the request, or the history item and its
-rating). The agent records the share of supported reasons per turn.
+A reason that :func:`prism.faithfulness.check_reason` finds unsupported is re-asked once, then
+replaced by :func:`extractive_reason`, built by code from the cited evidence (the sentence
+that best matches the request, or the history item behind it). The agent records the share of
+supported reasons per turn.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-
-from prism.agent import genres
 from prism.agent.evidence import Answer, EvidenceRef, Ledger, Pick, Violation
+from prism.faithfulness import check_reason, item_facts, stems
 from prism.store import Store
 from prism.untrusted import sentences
-
-CONTENT_SUPPORT = 0.5
-STEM = 5
-# Words any reason may use without evidence: about fit, tone of the recommendation, the medium.
-GENERIC = set("""film films movie movies story stories fits fit match matches matching request wish asked looking
-like liked likes love loved enjoy enjoyed want wanted perfect great good nice classic pick choice option because
-since about with that this these those their there here where which what when while from into your you mood
-evening night tonight watch watching recommend recommended also more most very well much many some something
-plot poster tale features feature offers offer shows show similar same kind type style tone feel feels theme
-themes based book about item best better look looks looking alike lovers fans anyone everyone viewers
-ideal fine fun enjoyable popular favourite favorite favourites well-liked acclaimed beloved loved memorable
-worth seeing treat experience pleasant touching light mentions mention mentioned describes described
-describe depicts depicted tells told follows centers centres involves involving says said set""".split())
-STOP = set("""the and for are but not all any can had her was one our out has him his how man new now old see
-two way who its let put say she too use a an of to in on at by is it as be or if so no do we he my me up""".split())
-_WORD = re.compile(r"[^\W\d_][\w'\-]*|\d+(?:\.\d+)?")
-
-
-@dataclass
-class Verdict:
-    supported: bool
-    unsupported: list[str] = field(default_factory=list)
-
-
-
-
-# Characters any Chinese reason may use without evidence (function words, "film", "story",
-# "suits", "recommend", "like", …): the CJK counterpart of GENERIC.
-CJK_GENERIC = set("的了是在和与也很非常这那一个部位关于电影片故事讲述适合推荐您你我们喜欢看一部这是它有讲个又还更都就")
-
-
-def _words(text: str) -> list[str]:
-    """Words of ``text``; CJK text (no spaces) counts character by character, less the
-    characters in :data:`CJK_GENERIC`."""
-    out = []
-    for word in _WORD.findall(text):
-        if genres.CJK.search(word):
-            out += [c for run in genres.CJK.findall(word) for c in run if c not in CJK_GENERIC]
-        else:
-            out.append(word)
-    return out
-
-
-def _stem(word: str) -> str:
-    return word.casefold().strip("'-")[:STEM]
-
-
-def _names(text: str) -> list[str]:
-    names = []
-    for start, end in sentences(text):
-        words = _words(text[start:end])
-        names += [w for w in words[1:] if w[0].isupper() and w.casefold() not in GENERIC | STOP and w != "I"]
-    return names
-
-
-def item_facts(record: dict | None) -> str:
-    """An item's title and metadata as one text (what its line showed the model)."""
-    if not record:
-        return ""
-    meta = record.get("metadata", {})
-    parts = [str(meta.get("title", ""))]
-    for key in ("genres", "director", "cast", "year", "release_date"):
-        value = meta.get(key)
-        parts += [str(v) for v in value] if isinstance(value, list) else [str(value)] if value else []
-    return " ".join(parts)
-
-
-def check_reason(reason: str, cited: list[str], facts: str, request: str) -> Verdict:
-    """Whether ``reason`` is supported by the ``cited`` evidence texts, the item's ``facts``
-    (title, genres, people, year) and the user's ``request``; what is not."""
-    about_item = " ".join([*cited, facts])
-    sources = f"{about_item} {request}"
-    source_stems = {_stem(w) for w in _words(sources)}
-    claimed = {genre for _, genre in genres.mentions(reason)}
-    unsupported = [f"genre '{g}'" for g in sorted(claimed - genres.named(about_item))]
-    claims_text = genres.without(reason)  # genre words are judged above, not again as content words
-    words = _words(claims_text)
-    unsupported += [f"'{w}'" for w in words if w[0].isdigit() and w not in sources]
-    unsupported += [f"name '{n}'" for n in _names(claims_text) if _stem(n) not in source_stems]
-    content = [w for w in words if not w[0].isdigit() and (len(w) >= 4 or genres.CJK.match(w))
-               and w.casefold() not in GENERIC | STOP and not w[0].isupper()]
-    missing = [w for w in content if _stem(w) not in source_stems]
-    if content and (len(content) - len(missing)) / len(content) < CONTENT_SUPPORT:
-        unsupported.append("words not in the evidence: " + ", ".join(missing[:4]))
-    return Verdict(not unsupported, unsupported)
 
 
 def reason_violations(answer: Answer, ledger: Ledger, store: Store, request: str,
@@ -135,12 +38,12 @@ def extractive_reason(pick: Pick, ledger: Ledger, request: str, limit: int) -> s
     refs: list[EvidenceRef] = [ledger.evidence[e] for e in pick.evidence if e in ledger.evidence]
     history = [r for r in refs if r.kind == "history"]
     texts = [r for r in refs if r.kind in ("plot", "caption", "transcript")]
-    wanted = {_stem(w) for w in _words(request)}
+    wanted = stems(request)
     best, best_score = "", -1
     for ref in texts:
         for start, end in sentences(ref.text):
             sentence = ref.text[start:end].strip()
-            score = len({_stem(w) for w in _words(sentence)} & wanted)
+            score = len(stems(sentence) & wanted)
             if score > best_score:
                 best, best_score = sentence, score
     if best:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from prism.agent.evidence import Ledger, Pick
-from prism.agent.faithfulness import check_reason, extractive_reason
+from prism.agent.faithfulness import extractive_reason
+from prism.faithfulness import check_reason
 
 FARGO_PLOT = ("Jerry works in his in-laws' car dealership and has gotten himself in financial problems. "
               "He tries various schemes to come up with money, including hiring two men to kidnap his wife.")
