@@ -9,8 +9,14 @@ module checks the sentence itself (:func:`check_reason`), for the agent
   the user asked for ("Fargo fits your taste for horror" is not supported by Fargo);
 * numbers (years, ratings, counts) and names (capitalised words inside a sentence): they
   must appear in the cited evidence, the item's title and metadata, or the user's request;
-* content words (the rest, less stop words and a few words any reason may use): at least
-  :data:`CONTENT_SUPPORT` of them must appear (by a five-letter stem) in those sources.
+* content words (the rest, less stop words, evaluative words and a few words any reason may
+  use): at least :data:`CONTENT_SUPPORT` of them must appear (by a five-letter stem) in the
+  evidence or the item's facts. The request does not support them: "Exotica is a drama with a
+  big heist" for "films with a big heist" claims a heist the evidence does not show. A clause
+  that only restates the request ("as you asked for …", "fits your wish for …") is no claim.
+
+Calibrated on reason/evidence pairs from real turns, labelled by reading
+(``evals/faithfulness_labels.jsonl``, ``evals/faithfulness_labels.md``).
 """
 
 from __future__ import annotations
@@ -32,7 +38,17 @@ plot poster tale features feature offers offer shows show similar same kind type
 themes based book about item best better look looks looking alike lovers fans anyone everyone viewers
 ideal fine fun enjoyable popular favourite favorite favourites well-liked acclaimed beloved loved memorable
 worth seeing treat experience pleasant touching light mentions mention mentioned describes described
-describe depicts depicted tells told follows centers centres involves involving says said set""".split())
+describe depicts depicted tells told follows centers centres involves involving says said set charming cute
+sweet heartwarming beautiful engaging entertaining exciting thrilling lovely delightful moving powerful
+compelling interesting amazing wonderful excellent character characters""".split())
+DECADE_WORDS = {"twenties": 20, "thirties": 30, "forties": 40, "fifties": 50, "sixties": 60, "seventies": 70,
+                "eighties": 80, "nineties": 90}
+DECADE = re.compile(r"\b(?:19)?([2-9]0)'?s\b|\b(" + "|".join(DECADE_WORDS) + r")\b", re.IGNORECASE)
+# A clause that only restates what the user asked for: not a claim about the film.
+RESTATES = re.compile(r"\b(?:fits?|match(?:es)?|suits?|meets?|for|as|like)\s+(?:your|the user's|the)\s+"
+                      r"(?:request|wish|ask|mood|taste|query|search)\b[^.;]*|\b(?:you|the user)\s+(?:asked|wanted|"
+                      r"are looking|were looking|requested)(?:\s+for)?\b[^.;]*|\bas (?:you )?(?:asked|requested)\b[^.;]*",
+                      re.IGNORECASE)
 STOP = set("""the and for are but not all any can had her was one our out has him his how man new now old see
 two way who its let put say she too use a an of to in on at by is it as be or if so no do we he my me up""".split())
 _WORD = re.compile(r"[^\W\d_][\w'\-]*|\d+(?:\.\d+)?")
@@ -93,15 +109,24 @@ def check_reason(reason: str, cited: list[str], facts: str, request: str) -> Ver
     about_item = " ".join([*cited, facts])
     sources = f"{about_item} {request}"
     source_stems = {_stem(w) for w in _words(sources)}
+    item_stems = {_stem(w) for w in _words(about_item)}
+    claim = RESTATES.sub(" ", reason)
+    # A genre counts even inside a clause that restates the request: "fits your taste for horror"
+    # still says the film is horror.
     claimed = {genre for _, genre in genres.mentions(reason)}
     unsupported = [f"genre '{g}'" for g in sorted(claimed - genres.named(about_item))]
-    claims_text = genres.without(reason)  # genre words are judged above, not again as content words
+    years = {int(y) for y in re.findall(r"\b(1[89]\d\d|20\d\d)\b", about_item)}
+    for match in DECADE.finditer(claim):  # "from the nineties": a year of the item must fall in it
+        start = 1900 + (int(match.group(1)) if match.group(1) else DECADE_WORDS[match.group(2).casefold()])
+        if not any(start <= y < start + 10 for y in years):
+            unsupported.append(f"decade '{match.group(0)}'")
+    claims_text = genres.without(DECADE.sub(" ", claim))  # genres and decades are judged above
     words = _words(claims_text)
     unsupported += [f"'{w}'" for w in words if w[0].isdigit() and w not in sources]
     unsupported += [f"name '{n}'" for n in _names(claims_text) if _stem(n) not in source_stems]
-    content = [w for w in words if not w[0].isdigit() and (len(w) >= 4 or genres.CJK.match(w))
+    content = [w for w in words if not w[0].isdigit() and (len(w) >= 3 or genres.CJK.match(w))
                and w.casefold() not in GENERIC | STOP and not w[0].isupper()]
-    missing = [w for w in content if _stem(w) not in source_stems]
+    missing = [w for w in content if _stem(w) not in item_stems]
     if content and (len(content) - len(missing)) / len(content) < CONTENT_SUPPORT:
         unsupported.append("words not in the evidence: " + ", ".join(missing[:4]))
     return Verdict(not unsupported, unsupported)

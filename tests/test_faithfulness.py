@@ -23,6 +23,10 @@ ORBIT = "A lone astronaut repairs a silent space station and finds an unexpected
     ("Directed by Steven Spielberg in 1996.", [FARGO_PLOT], FARGO, "a crime film"),
     ("A heist on the moon with robots and lasers.", [ORBIT], "Quiet Orbit Sci-Fi Drama 2019", "space"),
     ("一部关于猫的喜剧", ["一位宇航员在遥远的星球上迷路了。"], "迷失星空 Sci-Fi 2020", "太空电影"),
+    # The request does not make its words true of the film.
+    ("Exotica (1994) is a drama with a big heist.", ["A tax auditor visits a strip club every night."],
+     "Exotica (1994) Drama Atom Egoyan 1994", "films like Heat, with a big heist"),
+    ("A classic crime movie from the eighties.", [FARGO_PLOT], FARGO, "a crime film"),
 ])
 def test_unsupported_claims_are_caught(reason, cited, facts, request_text):
     verdict = check_reason(reason, cited, facts, request_text)
@@ -38,6 +42,8 @@ def test_unsupported_claims_are_caught(reason, cited, facts, request_text):
     ("The plot mentions a barista in a café, as you asked.", ["A barista in a small café falls for a regular."],
      "Morning Roast Romance Comedy 2018", "a romantic comedy set in a café"),
     ("一部关于宇航员在太空迷路的科幻电影", ["一位宇航员在遥远的太空中迷路了。"], "迷失星空 Sci-Fi 2020", "太空"),
+    ("A classic crime movie from the nineties that fits the request.", [FARGO_PLOT], FARGO, "crime from the 90s"),
+    ("The plot is charming and the characters are cute.", [ORBIT], "Quiet Orbit Sci-Fi Drama 2019", "calm"),
 ])
 def test_supported_reasons_pass(reason, cited, facts, request_text):
     verdict = check_reason(reason, cited, facts, request_text)
