@@ -78,8 +78,7 @@ def parse(request: str, previous_picks: list[tuple[str, int | None]] = ()) -> Co
 
 
 def _item_genres(metadata: dict) -> set[str]:
-    value = metadata.get("genres") or []
-    return genres.expand({str(g).casefold() for g in (value if isinstance(value, list) else [value])})
+    return genres.expand({g.casefold() for g in genres.of_item(metadata)})
 
 
 def satisfies(item_id: str, metadata: dict, constraints: Constraints) -> bool:

@@ -22,6 +22,7 @@ from typing import Literal
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
+from prism import genres
 from prism.agent import constraints as stated
 from prism.agent.constraints import Constraints
 from prism.agent.evidence import EvidenceKind, Ledger
@@ -141,14 +142,9 @@ def _kind(field_name: str) -> EvidenceKind:
     return "plot"
 
 
-def _genres(metadata: dict) -> list[str]:
-    value = metadata.get("genres") or []
-    return [str(g) for g in value] if isinstance(value, list) else [str(value)]
-
-
 def _avoided(title: str, metadata: dict, preferences: list[Preference]) -> str | None:
     """The ``avoid`` preference an item matches (by genre or title), if any."""
-    haystack = [g.casefold() for g in _genres(metadata)] + [title.casefold()]
+    haystack = [g.casefold() for g in genres.of_item(metadata)] + [title.casefold()]
     for pref in preferences:
         if pref.kind == "avoid" and any(pref.value.casefold().rstrip("s") in h for h in haystack):
             return pref.value
@@ -163,7 +159,7 @@ def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evide
     withheld = [f.text for f in instruction_spans(title)]
     shown_title = clean_run(title) or f"item {item_id}"
     ctx.ledger.add_candidate(item_id, shown_title, rank)
-    facts = ", ".join(_genres(metadata))
+    facts = ", ".join(genres.of_item(metadata))
     year = metadata.get("year")
     lines = [f"item {item_id}: {shown_title}" + (f" [{facts}]" if facts else "")
              + (f" {year}" if year and str(year) not in shown_title else "")
@@ -219,7 +215,7 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
                        year_max: int | None = None) -> str:
         result = service.search(text=query, k=ctx.k * 6)
         hits = [h for h in result.hits
-                if (genre is None or any(genre.casefold() in g.casefold() for g in _genres(h.metadata)))
+                if (genre is None or any(genre.casefold() in g.casefold() for g in genres.of_item(h.metadata)))
                 and (year_min is None or int(h.metadata.get("year") or 0) >= year_min)
                 and (year_max is None or int(h.metadata.get("year") or 10**6) <= year_max)]
         if hits or not result.hits:

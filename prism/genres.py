@@ -26,6 +26,12 @@ SAME_GENRE = {"family": {"family", "children's"}, "children's": {"children's", "
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
 
 
+def of_item(metadata: dict) -> list[str]:
+    """An item's genres as stored in its metadata (a list, or one value), as strings."""
+    value = metadata.get("genres") or []
+    return [str(g) for g in value] if isinstance(value, list) else [str(value)]
+
+
 def pattern(word: str) -> str:
     """A genre word as a regex: on word boundaries, except in CJK text, which has none."""
     return re.escape(word) if CJK.match(word) else rf"(?<![\w-]){re.escape(word)}(?![\w-])"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
+from prism import genres
 from prism.history import read_ratings_rows
 from prism.store import Store
 
@@ -51,19 +52,14 @@ def starter_items(store: Store, ratings: Path | None, n: int = 5) -> list[Starte
     chosen: list[str] = []
     seen_genres: set[str] = set()
     for item_id in order:  # one per leading genre first
-        genres = _genres(records[item_id]["metadata"])
-        lead = genres[0] if genres else ""
+        item_genres = genres.of_item(records[item_id]["metadata"])
+        lead = item_genres[0] if item_genres else ""
         if lead not in seen_genres and len(chosen) < n:
             chosen.append(item_id)
             seen_genres.add(lead)
     chosen += [i for i in order if i not in chosen][: n - len(chosen)]
     chosen.sort(key=rank.__getitem__)
     return [StarterItem(item_id=i, title=str(records[i]["metadata"].get("title", i)),
-                        genres=_genres(records[i]["metadata"]),
+                        genres=genres.of_item(records[i]["metadata"]),
                         mean_rating=None if scores[i][1] is None else round(scores[i][1], 2), ratings=scores[i][2])
             for i in chosen]
-
-
-def _genres(metadata: dict) -> list[str]:
-    value = metadata.get("genres") or []
-    return [str(g) for g in value] if isinstance(value, list) else [str(value)]
