@@ -20,27 +20,11 @@ import re
 
 from prism.agent.evidence import Answer, Ledger, Violation
 from prism.store import Store
+from prism.titles import names, without_titles
 from prism.untrusted import instruction_spans
 
 COPY_WORDS = 8
 _WORD = re.compile(r"\w+", re.UNICODE)
-_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
-_ARTICLE = re.compile(r"^(.*), (The|A|An)$")
-MIN_TITLE_CHARS = 4
-
-
-def title_forms(title: str) -> list[str]:
-    """How a message may name a catalog title: without its year, and with a trailing article
-    moved to the front ("Matrix, The (1999)" → "Matrix, The", "The Matrix")."""
-    bare = _YEAR.sub("", title).strip()
-    forms = [bare]
-    if match := _ARTICLE.match(bare):
-        forms.append(f"{match.group(2)} {match.group(1)}")
-    return [f for f in forms if len(f) >= MIN_TITLE_CHARS]
-
-
-def _names(text: str, title: str) -> bool:
-    return any(re.search(rf"(?<!\w){re.escape(form)}(?!\w)", text, re.IGNORECASE) for form in title_forms(title))
 
 
 def _word_runs(text: str, n: int) -> set[tuple[str, ...]]:
@@ -65,12 +49,9 @@ def message_violations(answer: Answer, ledger: Ledger, store: Store) -> list[Vio
                                                    "short message"))
                 break
     picked = {p.item_id for p in answer.picks}
-    unpicked_text = message
-    for item_id in picked:  # a pick's title may contain a shorter candidate title: not a mention of it
-        for form in title_forms(ledger.candidates.get(item_id, "")):
-            unpicked_text = re.sub(re.escape(form), " ", unpicked_text, flags=re.IGNORECASE)
+    unpicked_text = without_titles(message, [ledger.candidates.get(i, "") for i in picked])
     for item_id, title in ledger.candidates.items():
-        if item_id not in picked and _names(unpicked_text, title):
+        if item_id not in picked and names(unpicked_text, title):
             violations.append(Violation(kind="names_non_pick", item_id=item_id,
                                         detail=f"the message names {title}, which is not among the picks"))
     return violations

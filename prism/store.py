@@ -118,8 +118,10 @@ class Store:
             )
 
     def get_items(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Item records by id: ``{"document": ..., "metadata": ..., "derived": [...]}``."""
+        """Item records by id: ``{"document": ..., "metadata": ..., "derived": [...]}``; an id
+        asked for twice is read once, an unknown id is left out."""
         out: dict[str, dict[str, Any]] = {}
+        item_ids = list(dict.fromkeys(item_ids))
         for start in range(0, len(item_ids), self.max_batch):
             got = self.collection(ITEMS).get(ids=list(item_ids[start : start + self.max_batch]),
                                              include=["metadatas", "documents"])

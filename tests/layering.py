@@ -30,7 +30,7 @@ LAYER_NAMES = {FOUNDATION: "foundation", TOOLS: "tools", CORE: "core", CONSUMERS
 LAYERS: dict[str, int] = {
     "prism": FOUNDATION,  # the package itself (its __init__) only
     "prism.settings": FOUNDATION, "prism.errors": FOUNDATION, "prism.weights": FOUNDATION,
-    "prism.model_registry": FOUNDATION, "prism.prompts": FOUNDATION, "prism.untrusted": FOUNDATION,
+    "prism.model_registry": FOUNDATION, "prism.prompts": FOUNDATION, "prism.untrusted": FOUNDATION, "prism.titles": FOUNDATION,
     "prism.genres": FOUNDATION, "prism.faithfulness": FOUNDATION,
     "prism.tools": TOOLS,
     "prism.catalog": CORE, "prism.store": CORE, "prism.spaces": CORE, "prism.ingest": CORE,

@@ -87,7 +87,7 @@ def item(item_id: Annotated[str, typer.Argument(help="The item's id.")]) -> None
 
 
 def evaluate(
-    suite: Annotated[str, typer.Option("--suite", "-s", help="small (CI-sized), full, fusion (every fusion strategy × modality set against the baselines) or modalities (which modalities the served model fuses).")] = "small",
+    suite: Annotated[str, typer.Option("--suite", "-s", help="small (CI-sized), full, fusion (every fusion strategy × modality set against the baselines), modalities (which modalities the served model fuses), agent (the agent against its tools on held-out users' requests, on a copy of the store) or agent-small (its CI-sized version).")] = "small",
     ratings: Annotated[Optional[Path], typer.Option("--ratings", help="ratings.tsv (default: settings.movielens_dir).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default: PRISM_HOME/evals/SUITE).")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds replacing the suite's, e.g. 0 or 0,1.")] = None,
@@ -106,6 +106,9 @@ def evaluate(
         except PrismError as exc:
             fail(str(exc))
         return
+    if suite.startswith("agent"):
+        agent_suite(suite, ratings, out_dir)
+        return
     try:
         chosen_seeds = tuple(int(seed) for seed in seeds.split(",") if seed.strip()) if seeds else None
     except ValueError:
@@ -118,6 +121,30 @@ def evaluate(
     out.print(markdown(results), highlight=False, soft_wrap=True)
 
 
+
+
+def agent_suite(suite: str, ratings: Path | None, out_dir: Path | None) -> None:
+    """``prism eval --suite agent``: the agent suite on a copy of the current store."""
+    # deferred: the agent suite loads the chat model, torch and the encoders
+    from prism.agent.backends import chat_model
+    from prism.agent.orchestrator import Agent
+    from prism.agent.sessions import SessionStore
+    from prism.evals.agent_suite import AGENT_SUITES, agent_markdown, run_agent_suite
+
+    if suite not in AGENT_SUITES:
+        fail(f"unknown evaluation suite '{suite}'; choose one of small, full, fusion, modalities, "
+             + ", ".join(AGENT_SUITES))
+    service = PrismService()
+    settings = service.settings
+    try:
+        results = run_agent_suite(
+            service, AGENT_SUITES[suite], Path(ratings or settings.movielens_dir / "ratings.tsv"),
+            Path(out_dir or settings.home / "evals" / suite),
+            lambda svc, sessions: Agent(svc, chat_model(svc.settings), SessionStore(sessions)).run_turn,
+            log=lambda line: console.print(line, highlight=False))
+    except PrismError as exc:
+        fail(str(exc))
+    out.print(agent_markdown(results), highlight=False, soft_wrap=True)
 
 
 def train(
