@@ -89,6 +89,8 @@ class Trace(BaseModel):
     cached_tokens: int = 0
     tool_calls: int = 0
     invalid_steps: int = Field(0, description="Malformed steps (bad JSON, unknown tool, bad arguments).")
+    repeated_calls: int = Field(0, description="Tool calls the model asked for again with the same arguments: not "
+                                "run again, the next step had to answer.")
     violations: list[Violation] = Field(default_factory=list)
     dropped_picks: int = 0
     reasked_for_grounding: bool = False
@@ -161,8 +163,9 @@ class Agent:
             emit({"type": "token", "text": text})
 
         usable = usable_tools(tools, ctx)
+        answer_now = False
         for step in range(self.settings.agent_max_steps):
-            allow_tools = step < self.settings.agent_max_steps - 1
+            allow_tools = step < self.settings.agent_max_steps - 1 and not answer_now
             stream = MessageStream(on_text)
             try:
                 reply = self._complete(messages, usable, ctx, allow_tools, on_token, trace)
@@ -181,6 +184,14 @@ class Agent:
                              {"role": "user", "content": load_prompt("agent_repair").format(problems=str(error))}]
                 continue
             if isinstance(parsed, ToolStep):
+                if self._ran_before(parsed, trace):
+                    # Small models repeat a call they already have the result of, step after step;
+                    # the result would be the same, so the next step must answer.
+                    trace.repeated_calls += 1
+                    answer_now = True
+                    messages += [{"role": "assistant", "content": reply.content or "(tool call)"},
+                                 {"role": "user", "content": load_prompt("agent_answer_now").format(tool=parsed.tool)}]
+                    continue
                 messages += self._run_tool(parsed, reply, tools, ctx, trace, emit)
                 continue
             violations = (validate(parsed.answer, ctx.ledger, self.service.store)
@@ -297,6 +308,17 @@ class Agent:
                                      output=output[:2000], error=error, prefetched=prefetched))
         emit({"type": "tool", "status": "end", "name": name, "seconds": round(seconds, 3), "error": error})
         return output
+
+    @staticmethod
+    def _ran_before(call: ToolStep, trace: Trace) -> bool:
+        """Whether this turn already ran ``call``'s tool with the same arguments (None-valued
+        arguments, case and surrounding spaces ignored), by prefetch or at the model's request."""
+        def key(arguments: dict | None) -> dict:
+            return {k: v.strip().casefold() if isinstance(v, str) else v
+                    for k, v in (arguments or {}).items() if v is not None}
+
+        return any(s.kind == "tool" and s.name == call.tool and key(s.arguments) == key(call.arguments)
+                   for s in trace.steps)
 
     def _prefetch(self, request: str, ctx: TurnContext, tools, trace: Trace, emit: EventCallback) -> str:
         """Run the tool calls no model needs to choose, before the first LLM step: a voice message

@@ -140,7 +140,7 @@ class Split:
     cut: int
     train: np.ndarray
     liked_after: dict[str, list[str]]
-    history_users: list[str]  # with at least 20 ratings before the cut
+    history_users: list[str]  # with a history before the cut (20 ratings; fewer on a small catalog)
     new_users: list[str]  # no rating before the cut
 
 
@@ -154,7 +154,8 @@ def time_split(ratings: np.ndarray, item_ids: set[str], quantile: float = 0.9) -
         if rating >= LIKED:
             liked.setdefault(str(user), []).append(str(item))
     counts = dict(zip(*np.unique(before[:, 0], return_counts=True)))
-    history = sorted((u for u in liked if counts.get(int(u), 0) >= 20), key=int)
+    enough = min(20, max(5, len(item_ids) // 5))
+    history = sorted((u for u in liked if counts.get(int(u), 0) >= enough), key=int)
     new = sorted((u for u in liked if int(u) not in counts), key=int)
     return Split(cut, before, liked, history, new)
 

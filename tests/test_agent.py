@@ -123,6 +123,22 @@ def test_tool_selection_search_then_a_grounded_answer(service, sessions):
     assert saved.turns[0].trace["tool_calls"] == 1
 
 
+def test_a_repeated_tool_call_is_not_run_again_and_the_next_step_answers(service, sessions):
+    search = {"tool": "search_catalog", "arguments": {"query": "a calm film about space"}}
+    again = {"tool": "search_catalog", "arguments": {"query": "  A calm film about space", "genre": None}}
+    first_answer = answer_with("quiet-orbit", "A calm story in orbit.")
+    llm = ScriptedChat([search, again, lambda call: first_answer(llm.calls[1])])  # ids as the search showed them
+    result = Agent(service, llm, sessions).run_turn("s-repeat", "a calm film about space")
+
+    assert [s.name for s in result.trace.steps] == ["step", "search_catalog", "step", "step"]
+    assert result.trace.repeated_calls == 1 and result.trace.tool_calls == 1
+    assert [p.item_id for p in result.answer.picks] == ["quiet-orbit"]
+    # The step after the repeat was offered no tools: only the answer.
+    assert "anyOf" not in llm.calls[2]["json_schema"] or all(
+        "answer" in option.get("properties", {}) for option in llm.calls[2]["json_schema"]["anyOf"])
+    assert "Do not call it again" in last_user(llm.calls[2])
+
+
 def test_malformed_tool_calls_are_repaired_and_never_crash_the_turn(service, sessions):
     llm = ScriptedChat(['{"tool": "search_catalog", "arguments": {"query": ',  # cut off
                         '```json\n{"tool": "serch_catalog", "arguments": {}}\n```',  # unknown tool

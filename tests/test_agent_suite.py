@@ -41,7 +41,7 @@ def test_time_split_keeps_the_future_out_of_training(movielens_dir):
         mine = later[later[:, 0] == int(user)]
         assert set(liked) == {str(i) for i in mine[mine[:, 2] >= 4][:, 1]}
     assert split.new_users and not np.isin(split.train[:, 0], [int(u) for u in split.new_users]).any()
-    assert all((split.train[:, 0] == int(u)).sum() >= 20 for u in split.history_users)
+    assert split.history_users and all((split.train[:, 0] == int(u)).sum() >= 20 for u in split.history_users)
 
 
 def test_paraphrase_never_names_the_film_or_its_people():
