@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from prism import genres
+from prism.faithfulness import GENERIC, STOP
 
 # (pattern with the year as group 1, year_min offset, year_max offset); None leaves that bound.
 YEAR_PATTERNS: tuple[tuple[str, int | None, int | None], ...] = (
@@ -25,6 +26,10 @@ YEAR_PATTERNS: tuple[tuple[str, int | None, int | None], ...] = (
     (r"\b(?:since|from)\s*(\d{4})\b", 0, None),
     (r"\b(?:in|of)\s+(\d{4})\b", 0, 0),
 )
+# Words of a request that say nothing about the film wanted ("What should I watch tonight?").
+SMALL_TALK = GENERIC | STOP | set("""bored ideas idea please should would could tonight today picture image photo
+photos pictures one ones give find show tell anything need want wants what's i'm i'd i've you're let's just really
+maybe get got""".split())
 NEGATION = r"(?:no|not|nothing|without|avoid|except|hate|don't want|do not want|not into|no more)"
 
 
@@ -75,6 +80,15 @@ def parse(request: str, previous_picks: list[tuple[str, int | None]] = ()) -> Co
                                     r"\banother one\b|\bseen (?:it|that)\b", text):
         found.exclude = {item_id for item_id, _ in previous_picks}
     return found
+
+
+def says_what_it_wants(request: str) -> bool:
+    """Whether ``request`` says anything about the film wanted: a content word (or any CJK
+    text) beyond small talk. "I'm bored. What would I like?" says nothing; searching its words
+    only finds films that happen to share them."""
+    if genres.CJK.search(request):
+        return True
+    return any(len(w) >= 3 and w not in SMALL_TALK for w in re.findall(r"[a-z][a-z'\-]*", request.casefold()))
 
 
 def _item_genres(metadata: dict) -> set[str]:

@@ -193,6 +193,9 @@ class Agent:
                                  {"role": "user", "content": load_prompt("agent_answer_now").format(tool=parsed.tool)}]
                     continue
                 messages += self._run_tool(parsed, reply, tools, ctx, trace, emit)
+                # After the prefetched calls one more call of the model's own choosing is enough
+                # (a rewritten query, an item's details); then it answers.
+                answer_now = bool(prefetched)
                 continue
             violations = (validate(parsed.answer, ctx.ledger, self.service.store)
                           + steered_picks(parsed.answer, ctx.ledger, self.settings.agent_max_picks))
@@ -323,14 +326,15 @@ class Agent:
     def _prefetch(self, request: str, ctx: TurnContext, tools, trace: Trace, emit: EventCallback) -> str:
         """Run the tool calls no model needs to choose, before the first LLM step: a voice message
         is transcribed and its words searched, an attached image searched by its poster vector
-        and caption, the user's words searched as written, and a linked user's own ranking
-        fetched when the request names nothing else. Returns their results as data blocks."""
+        and caption, the user's words searched as written (unless they say nothing about a film
+        and an image, a voice message or a linked user says more), and a linked user's own
+        ranking fetched when the request names nothing else. Returns their results as data blocks."""
         calls: list[tuple[str, dict]] = []
         if ctx.audio is not None:
             calls.append(("transcribe_audio", {}))
         if ctx.image is not None:
             calls.append(("search_by_image", {}))
-        if request:
+        if request and (constraints.says_what_it_wants(request) or not (ctx.image or ctx.audio or ctx.user_id)):
             calls.append(("search_catalog", {"query": request}))
         if ctx.user_id and ctx.image is None and ctx.audio is None:
             calls.append(("recommend_for_user", {}))

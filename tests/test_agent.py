@@ -483,6 +483,21 @@ def test_an_attached_image_is_searched_by_its_poster_vector(prefetching, session
     assert [p.item_id for p in result.answer.picks] == ["whiskers"]
 
 
+def test_words_that_say_nothing_are_not_searched_beside_an_image(prefetching, sessions, demo_catalog):
+    llm = ScriptedChat([answer_first_of("search_by_image")])
+    result = Agent(prefetching, llm, sessions).run_turn("p3", "Something like this poster, please.",
+                                                        image=demo_catalog / "query-cat.jpg")
+    assert [s.name for s in result.trace.steps if s.prefetched] == ["search_by_image"]
+    llm = ScriptedChat([answer_first_of("search_by_image")])
+    result = Agent(prefetching, llm, sessions).run_turn("p4", "a cat on a sofa like this poster",
+                                                        image=demo_catalog / "query-cat.jpg")
+    assert [s.name for s in result.trace.steps if s.prefetched] == ["search_by_image", "search_catalog"]
+    # Without anything else to go on, even small talk is searched.
+    llm = ScriptedChat([answer_first_of("search_catalog")])
+    result = Agent(prefetching, llm, sessions).run_turn("p5", "What should I watch tonight?")
+    assert [s.name for s in result.trace.steps if s.prefetched] == ["search_catalog"]
+
+
 def items_in(text: str) -> list[str]:
     return re.findall(r"^item (\S+):", text, re.M)
 

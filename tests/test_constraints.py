@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from prism.agent import constraints
 from prism.agent.constraints import parse
 
 
@@ -71,3 +72,11 @@ def test_stated_constraints_order_and_filter_what_the_model_sees(tmp_path, demo_
     agent.run_turn("c1", "not that one, something older")
     later = re.findall(r"^item (\S+):", seen[2], re.M)
     assert later and picked not in later and all(service.get_item(i)["metadata"]["year"] < year for i in later)
+
+
+@pytest.mark.parametrize("request_text, says", [
+    ("What should I watch tonight?", False), ("I'm bored. What would I like?", False),
+    ("Find me films like this poster.", False), ("I'm new here. I usually enjoy action and drama films.", True),
+    ("a calm film about space", True), ("推荐一部电影", True), ("something with a cat", True)])
+def test_small_talk_is_told_apart_from_a_request_that_says_what_it_wants(request_text, says):
+    assert constraints.says_what_it_wants(request_text) is says
