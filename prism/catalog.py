@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,9 @@ from pydantic import BaseModel, Field
 MetadataValue = str | int | float | bool | list[str]
 
 RESERVED = {"item_id", "title", "image", "images", "audio", "metadata"}
+# Metadata keys Prism writes itself, and key forms the vector store (Chroma) reserves.
+INTERNAL_KEYS = {"content_hash", "n_images", "n_audio", "instruction_spans", "derived_json", "item_id", "field"}
+KEY_MAX_CHARS = 64
 TITLE_MAX_CHARS = 1_000
 SHORT_TEXT_CHARS = 40
 PROSE_FIELDS = {"description", "plot", "summary", "overview", "synopsis", "text", "tagline", "review", "notes"}
@@ -94,6 +98,25 @@ def _path_list(value: object, field: str, base: Path) -> list[Path]:
     return paths
 
 
+def check_key(key: object) -> str:
+    """A record's field name as Prism may store it; ValueError naming it otherwise."""
+    if not isinstance(key, str) or not key.strip():
+        raise ValueError(f"field name {key!r} is empty")
+    if len(key) > KEY_MAX_CHARS:
+        raise ValueError(f"field name '{key[:KEY_MAX_CHARS]}…' is {len(key)} characters, over {KEY_MAX_CHARS}")
+    if key.startswith(("#", "chroma:")) or key in INTERNAL_KEYS:
+        raise ValueError(f"field name {key!r} is reserved (names starting with '#' or 'chroma:', and "
+                         f"{', '.join(sorted(INTERNAL_KEYS))})")
+    if any(not c.isprintable() for c in key):
+        raise ValueError(f"field name {key!r} holds control characters")
+    return key
+
+
+def _check_value(key: str, value: object) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"field '{key}' is {value}, not a finite number")
+
+
 def parse_item(record: object, base: Path) -> CatalogItem:
     """Validate one decoded JSON record; ValueError names the offending field."""
     if not isinstance(record, dict):
@@ -101,6 +124,9 @@ def parse_item(record: object, base: Path) -> CatalogItem:
     item_id = record.get("item_id")
     if isinstance(item_id, bool) or not isinstance(item_id, (str, int)) or not str(item_id).strip():
         raise ValueError(f"field 'item_id' must be a non-empty string or integer, got {item_id!r}")
+    if any(c in str(item_id) for c in "/\\") or any(not c.isprintable() for c in str(item_id)):
+        raise ValueError(f"field 'item_id' {str(item_id)[:80]!r} holds a slash, backslash or control character "
+                         "(it names the item in URLs and paths)")
     title = record.get("title")
     if not isinstance(title, str) or not title.strip():
         raise ValueError(f"field 'title' must be a non-empty string, got {title!r}")
@@ -119,12 +145,15 @@ def parse_item(record: object, base: Path) -> CatalogItem:
     for key, value in record.items():
         if key in RESERVED or value is None:
             continue
+        check_key(key)
         if isinstance(value, str) and (key in PROSE_FIELDS or len(value.strip()) > SHORT_TEXT_CHARS):
             if value.strip():
                 texts[key] = value.strip()
         else:
             extra[key] = value
     for key, value in extra.items():
+        check_key(key)
+        _check_value(key, value)
         if isinstance(value, str):
             if value.strip():
                 metadata[key] = value.strip()

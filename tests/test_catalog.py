@@ -36,6 +36,23 @@ def test_wrong_types_name_the_field(tmp_path, record, field):
         parse_item(record, tmp_path)
 
 
+@pytest.mark.parametrize("record, problem", [
+    ({"item_id": "x", "title": "T", "chroma:document": "x"}, "reserved"),
+    ({"item_id": "x", "title": "T", "#document": "x"}, "reserved"),
+    ({"item_id": "x", "title": "T", "": "empty key"}, "empty"),
+    ({"item_id": "x", "title": "T", "content_hash": "forged"}, "reserved"),
+    ({"item_id": "x", "title": "T", "metadata": {"chroma:id": 1}}, "reserved"),
+    ({"item_id": "x", "title": "T", "k" * 65: 1}, "over 64"),
+    ({"item_id": "x", "title": "T", "a\nb": 1}, "control"),
+    ({"item_id": "x", "title": "T", "rating": float("nan")}, "not a finite number"),
+    ({"item_id": "x", "title": "T", "metadata": {"score": float("inf")}}, "not a finite number"),
+    ({"item_id": "a/b", "title": "T"}, "slash"),
+])
+def test_keys_the_store_reserves_and_non_finite_numbers_are_rejected_with_a_reason(tmp_path, record, problem):
+    with pytest.raises(ValueError, match=problem):
+        parse_item(record, tmp_path)
+
+
 def test_bad_lines_become_error_rows_and_good_rows_survive(tmp_path):
     catalog = write_lines(tmp_path / "c.jsonl", [
         json.dumps({"item_id": "a", "title": "Good A"}),

@@ -98,6 +98,8 @@ def test_bad_inputs_fail_alone_and_good_rows_are_kept(settings, tmp_path, demo_c
         "{this is not json",
         {"item_id": "huge", "title": "Huge poster", "image": "huge.jpg"},
         {"item_id": "wrong-types", "title": ["not", "a", "string"]},
+        {"item_id": "reserved", "title": "Reserved key", "chroma:document": "x"},  # Chroma raised on these
+        {"item_id": "empty-key", "title": "Empty key", "": "x"},
         {"item_id": "good-2", "title": "Another good film", "description": "Rival baristas fall in love."},
     ])
     summary = PrismService(settings).ingest(catalog)
@@ -109,11 +111,12 @@ def test_bad_inputs_fail_alone_and_good_rows_are_kept(settings, tmp_path, demo_c
     assert "malformed JSON" in reasons["catalog.jsonl:5"]
     assert "huge.jpg" in reasons["huge"] and "over the limit" in reasons["huge"]
     assert "title" in reasons["catalog.jsonl:7"]
+    assert "reserved" in reasons["catalog.jsonl:8"] and "empty" in reasons["catalog.jsonl:9"]
     service = PrismService(settings)
     assert service.store.count_items() == 2
     assert service.search(text="baristas in love", k=1).hits[0].item_id == "good-2"
     again = service.ingest(catalog)
-    assert again.skipped == 2 and len(again.failed) == 6, "failed items are retried, good ones skipped"
+    assert again.skipped == 2 and len(again.failed) == 8, "failed items are retried, good ones skipped"
 
 
 def test_changed_item_is_rewritten_without_stale_vectors(settings, tmp_path, demo_catalog):
