@@ -100,8 +100,8 @@ class Trace(BaseModel):
                                    "(the rest were replaced by extractive reasons).")
     message_replaced: bool = Field(False, description="The model's message could not be shown (instruction-like, "
                                    "copied from data, or naming a non-pick) and code wrote it.")
-    below_top: list[str] = Field(default_factory=list, description="Picks below the tools' top ranks: kept for a "
-                                 "stated constraint, else replaced by the best-ranked candidate.")
+    below_top: list[str] = Field(default_factory=list, description="Picks below the tools' top ranks, each replaced by "
+                                 "the best-ranked candidate (stated constraints already order the candidates).")
     constraints: str = Field("", description="The constraints read from the user's words and applied to the "
                              "tools' results (prism.agent.constraints).")
     withheld_instructions: dict[str, list[str]] = Field(
@@ -364,19 +364,18 @@ class Agent:
 
     def _keep_tool_order(self, answer: Answer, ctx: TurnContext, request: str, trace: Trace) -> Answer:
         """The tools' order is the default order: a pick ranked below the first ``max_picks`` of
-        every tool result that returned it needs a stated constraint or preference. Without one
-        it gives way to the best-ranked candidate not yet picked (with an extractive reason);
-        either way the trace records it."""
+        every tool result that returned it gives way to the best-ranked candidate not yet picked
+        (with an extractive reason). The constraints the user stated are already applied to that
+        order (:mod:`prism.agent.constraints` filters and re-ranks every tool result), so they
+        never need a lower pick; the trace records each replacement and what was stated."""
         top = self.settings.agent_max_picks
         stated = ctx.constraints.describe() or "; ".join(f"{p.kind} {p.value}" for p in ctx.preferences)
         below = [p for p in answer.picks if ctx.ledger.ranks.get(p.item_id, 0) >= top]
         if not below:
             return answer
-        trace.below_top = [f"{p.item_id} (rank {ctx.ledger.ranks[p.item_id] + 1}): "
-                           + (f"kept, stated: {stated}" if stated else "replaced, no stated constraint")
-                           for p in below]
-        if stated:
-            return answer
+        trace.below_top = [f"{p.item_id} (rank {ctx.ledger.ranks[p.item_id] + 1}): replaced"
+                           + (f"; stated constraints already order the candidates: {stated}" if stated else
+                              ", no stated constraint") for p in below]
         picked = {p.item_id for p in answer.picks}
         spare = [i for i, r in ctx.ledger.ranks.items() if r < top and i not in picked
                  and any(e.item_id == i and e.kind not in USER_KINDS for e in ctx.ledger.evidence.values())]

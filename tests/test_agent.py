@@ -528,7 +528,7 @@ def test_a_guessed_poster_label_never_reaches_the_model_as_a_fact():
     assert confident_caption("An image that may show a dog.") == ""
 
 
-def test_a_pick_below_the_tools_top_needs_a_stated_constraint(service, sessions):
+def test_a_pick_below_the_tools_top_gives_way_to_the_best_ranked_candidate(service, sessions):
     def fourth(call):
         item = items_shown(call)[3]
         return {"answer": {"message": "Try this.", "picks": [
@@ -540,10 +540,14 @@ def test_a_pick_below_the_tools_top_needs_a_stated_constraint(service, sessions)
     assert [p.item_id for p in result.answer.picks] == [shown[0]]  # the tools' best instead of their fourth
     assert result.trace.below_top == [f"{shown[3]} (rank 4): replaced, no stated constraint"]
 
+    # A stated constraint is applied to the order itself (horror left out), so it never needs a lower pick.
     llm = ScriptedChat([{"tool": "search_catalog", "arguments": {"query": "a calm film about space"}}, fourth])
     result = Agent(service, llm, sessions).run_turn("b2", "a calm film about space, nothing scary")
-    assert [p.item_id for p in result.answer.picks] == [items_shown(llm.calls[1])[3]]
-    assert result.trace.below_top[0].endswith("kept, stated: avoids horror")
+    shown = items_shown(llm.calls[1])
+    assert [p.item_id for p in result.answer.picks] == [shown[0]]
+    assert result.trace.below_top[0] == (f"{shown[3]} (rank 4): replaced; stated constraints already order the "
+                                         "candidates: avoids horror")
+    assert all("Horror" not in service.get_item(i)["metadata"].get("genres", []) for i in shown)
 
 
 def test_no_word_of_the_model_reaches_the_stream_before_it_is_checked(service, sessions):

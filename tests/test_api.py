@@ -116,6 +116,24 @@ def test_bad_input_gets_clear_4xx_errors(api, tmp_path):
     assert response.status_code == 422 and "title" in response.json()["detail"]
 
 
+def test_a_decompression_bomb_and_reserved_keys_are_4xx_not_500(api, tmp_path):
+    from PIL import Image
+
+    url, _ = api
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20_000, 20_000)).save(bomb)  # a few KB on disk, 400 M pixels decoded
+    assert bomb.stat().st_size < 1_000_000
+    for route, field, data in (("/v1/chat", "image", {"session_id": "api-bomb", "text": "x"}),
+                               ("/v1/items", "images", {"item": json.dumps({"item_id": "bomb", "title": "Bomb"})})):
+        with open(bomb, "rb") as handle:
+            response = httpx.post(f"{url}{route}", data=data, files={field: ("bomb.png", handle, "image/png")})
+        assert response.status_code == 415, (route, response.text)
+        assert "is not a readable image (DecompressionBomb" in response.json()["detail"]
+    item = json.dumps({"item_id": "reserved", "title": "Reserved", "chroma:document": "x"})
+    response = httpx.post(f"{url}/v1/items", data={"item": item})
+    assert response.status_code == 422 and "reserved" in response.json()["detail"]
+
+
 def test_items_are_ingested_with_uploaded_files_idempotently(api, demo_catalog):
     url, _ = api
     item = json.dumps({"item_id": "api-item", "title": "Harbour Lights", "genres": ["Drama"],

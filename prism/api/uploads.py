@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from pathlib import Path
 
 from fastapi import UploadFile
@@ -46,10 +47,14 @@ def audio_kind(head: bytes) -> str | None:
 def check_image(data: bytes, field: str) -> str:
     """The file extension for an image ``data``; UploadError(415) if it is not one."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            kind = image.format
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        with warnings.catch_warnings():
+            # Over Pillow's pixel limit is a warning up to twice the limit, then an error: both refuse.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                kind = image.format
+                image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
         raise UploadError(415, f"'{field}' is not a readable image ({type(exc).__name__})") from None
     if kind not in IMAGE_FORMATS:
         raise UploadError(415, f"'{field}' is a {kind} image; accepted: {', '.join(IMAGE_FORMATS)}")
