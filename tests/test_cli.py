@@ -34,3 +34,16 @@ def test_ingest_then_search_json(tmp_path):
     assert result.exit_code == 0 and '"ingested": 1' in result.output
     result = runner.invoke(app, ["search", "lighthouse", "--json", "-k", "1"])
     assert result.exit_code == 0 and '"item_id": "x1"' in result.output
+
+
+def test_catalog_text_that_looks_like_markup_is_printed_as_text(tmp_path):
+    catalog = tmp_path / "c.jsonl"
+    catalog.write_text('{"item_id": "m1", "title": "[/] x [bold]", "description": "A lighthouse [red] story."}\n'
+                       '{"item_id": "m2", "title": "Bad field", "[/]": {"nested": 1}}\n')
+    result = runner.invoke(app, ["ingest", str(catalog)])
+    assert result.exit_code == 0, result.output
+    assert "failed c.jsonl:2 (m2)" in result.output or "failed c.jsonl:2" in result.output
+    assert "'[/]'" in result.output  # the failure names the field as written
+    result = runner.invoke(app, ["search", "lighthouse", "-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert "[/] x [bold]" in result.output and "[red]" in result.output

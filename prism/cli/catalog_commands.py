@@ -44,15 +44,15 @@ def ingest(
     if as_json:
         out.print_json(summary.model_dump_json())
         return
-    table = Table(title=f"Ingested {path}")
+    table = Table(title=f"Ingested {escape(str(path))}")
     for column in ("ingested", "updated", "skipped", "failed", "seconds"):
         table.add_column(column, justify="right")
     table.add_row(str(summary.ingested), str(summary.updated), str(summary.skipped), str(len(summary.failed)),
                   f"{summary.seconds:.1f}")
     out.print(table)
     for failure in summary.failed:
-        out.print(f"[red]failed[/] {failure.source}" + (f" ({failure.item_id})" if failure.item_id else "")
-                  + f": {failure.reason}", highlight=False)
+        out.print(f"[red]failed[/] {escape(failure.source)}" + (f" ({escape(failure.item_id)})" if failure.item_id
+                                                                 else "") + f": {escape(failure.reason)}", highlight=False)
 
 
 def search(
@@ -114,7 +114,7 @@ def evaluate(
     except ValueError:
         fail(f"--seeds must be comma-separated integers, got '{seeds}'")
     try:
-        results = evaluate_suite(PrismService(), suite, ratings, out_dir, log=lambda line: console.print(line, highlight=False),
+        results = evaluate_suite(PrismService(), suite, ratings, out_dir, log=lambda line: console.print(line, highlight=False, markup=False),
                                           seeds=chosen_seeds)
     except PrismError as exc:
         fail(str(exc))
@@ -141,7 +141,7 @@ def agent_suite(suite: str, ratings: Path | None, out_dir: Path | None) -> None:
             service, AGENT_SUITES[suite], Path(ratings or settings.movielens_dir / "ratings.tsv"),
             Path(out_dir or settings.home / "evals" / suite),
             lambda svc, sessions: Agent(svc, chat_model(svc.settings), SessionStore(sessions)).run_turn,
-            log=lambda line: console.print(line, highlight=False))
+            log=lambda line: console.print(line, highlight=False, markup=False))
     except PrismError as exc:
         fail(str(exc))
     out.print(agent_markdown(results), highlight=False, soft_wrap=True)
@@ -165,7 +165,7 @@ def train(
     items ingested later get theirs at ingest time."""
     try:
         summary = PrismService().train(ratings, min_rating, fusion, epochs, device, seed, name,
-                                       log=lambda line: console.print(line, highlight=False))
+                                       log=lambda line: console.print(line, highlight=False, markup=False))
     except (PrismError, FileNotFoundError) as exc:
         fail(str(exc))
     if as_json:
@@ -209,8 +209,8 @@ def recommend(
         return
     for label, value in (("heard", result.query_transcript), ("image", result.query_caption)):
         if value is not None:
-            out.print(f"[bold]{label}:[/] {value}", highlight=False)
-    table = Table(title=f"For user {result.user_id} ({result.history} history items, {result.excluded} seen, "
+            out.print(f"[bold]{label}:[/] {escape(value)}", highlight=False)
+    table = Table(title=f"For user {escape(result.user_id)} ({result.history} history items, {result.excluded} seen, "
                         f"model {result.checkpoint})", show_lines=True)
     for column, justify in (("#", "right"), ("item", "left"), ("score", "right"), ("modalities", "left"),
                             ("from your history", "left"), ("query evidence", "left")):
