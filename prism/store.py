@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from prism.errors import InputError
 from prism.settings import Settings
 
 ITEMS = "items"
@@ -153,12 +154,22 @@ class Store:
 
     def query(self, space: str, vector: np.ndarray, n: int, where: dict | None = None) -> list[Match]:
         """The ``n`` nearest entries of ``space`` to ``vector``, most similar first."""
+        # deferred: chromadb is loaded by the collection above; importing it at module level would not be
+        from chromadb.errors import InvalidArgumentError
+
         collection = self.collection(space)
         total = collection.count()
         if total == 0:
             return []
-        result = collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(n, total),
-                                  where=where or None, include=["metadatas", "documents", "distances"])
+        try:
+            result = collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)],
+                                      n_results=min(n, total), where=where or None,
+                                      include=["metadatas", "documents", "distances"])
+        except (ValueError, InvalidArgumentError) as exc:
+            if not where:
+                raise
+            raise InputError(f"invalid metadata filter {json.dumps(where, ensure_ascii=False)[:200]}: "
+                             f"{str(exc).splitlines()[0][:200]}") from None
         return [
             Match(item_id=meta["item_id"], field=meta["field"], text=doc or "", similarity=1.0 - float(dist),
                   metadata=meta)

@@ -185,6 +185,13 @@ def test_openai_compatible_facade_works_with_the_openai_client(api, demo_catalog
     bad = httpx.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "http://example.com/x.jpg"}}]}]})
     assert bad.status_code == 400 and "fetches no URLs" in bad.json()["detail"]
+    # The shorthand some clients send: the data URL as a plain string.
+    short = httpx.post(f"{url}/v1/chat/completions", timeout=120, json={"user": "oai-short", "messages": [
+        {"role": "user", "content": [{"type": "image_url", "image_url": f"data:image/jpeg;base64,{image}"}]}]})
+    assert short.status_code == 200 and "Whiskers" in short.json()["choices"][0]["message"]["content"]
+    odd = httpx.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": 42}]}]})
+    assert odd.status_code == 400
 
 
 def test_one_session_is_serialised_and_different_sessions_run_concurrently(api):

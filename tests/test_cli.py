@@ -47,3 +47,13 @@ def test_catalog_text_that_looks_like_markup_is_printed_as_text(tmp_path):
     result = runner.invoke(app, ["search", "lighthouse", "-k", "1"])
     assert result.exit_code == 0, result.output
     assert "[/] x [bold]" in result.output and "[red]" in result.output
+
+
+def test_an_invalid_where_filter_is_a_clear_error_not_a_traceback(tmp_path):
+    catalog = tmp_path / "c.jsonl"
+    catalog.write_text('{"item_id": "x1", "title": "Harbour Lights", "description": "A lighthouse story."}\n')
+    assert runner.invoke(app, ["ingest", str(catalog)]).exit_code == 0
+    for where in ('{"$bogus": 1}', '{"genres": {"$nope": "x"}}', '"just a string"'):
+        result = runner.invoke(app, ["search", "lighthouse", "--where", where])
+        assert result.exit_code == 2 and "invalid metadata filter" in result.output, result.output
+        assert "Traceback" not in result.output

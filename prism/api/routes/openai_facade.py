@@ -49,7 +49,9 @@ def _text_and_image(message: dict) -> tuple[str, bytes | None]:
         if part.get("type") == "text":
             texts.append(str(part.get("text", "")))
         elif part.get("type") == "image_url":
-            url = str((part.get("image_url") or {}).get("url", ""))
+            given = part.get("image_url")
+            # Some clients send the URL itself as a string instead of {"url": ...}.
+            url = given if isinstance(given, str) else str(given.get("url", "")) if isinstance(given, dict) else ""
             if not url.startswith("data:") or ";base64," not in url:
                 raise HTTPException(400, "image parts must be data: URLs (base64); the server fetches no URLs")
             try:
