@@ -78,7 +78,8 @@ def test_chat_streams_tool_events_tokens_and_a_grounded_answer(api):
 def test_chat_with_an_uploaded_image_and_voice(api, demo_catalog, tmp_path):
     url, _ = api
     with open(demo_catalog / "query-cat.jpg", "rb") as image:
-        events = chat(url, "api-2", "a film like this", files={"image": ("whatever.bin", image, "application/octet-stream")})
+        events = chat(url, "api-2", "a film like this, about a cat",
+                      files={"image": ("whatever.bin", image, "application/octet-stream")})
     started = [p["name"] for n, p in events if n == "tool" and p["status"] == "start"]
     assert started == ["search_by_image", "search_catalog"]  # the image by its vector, the words as written
     assert events[-1][1]["answer"]["picks"][0]["item_id"] == "whiskers"
@@ -114,6 +115,15 @@ def test_bad_input_gets_clear_4xx_errors(api, tmp_path):
     assert httpx.post(f"{url}/v1/items", data={"item": "{not json"}).status_code == 400
     response = httpx.post(f"{url}/v1/items", data={"item": json.dumps({"item_id": "x"})})
     assert response.status_code == 422 and "title" in response.json()["detail"]
+
+
+def test_sessions_name_their_attachments_but_not_where_the_server_keeps_them(api, demo_catalog):
+    url, _ = api
+    with open(demo_catalog / "query-cat.jpg", "rb") as handle:
+        chat(url, "api-paths", "something like this", files={"image": ("cat.jpg", handle, "image/jpeg")})
+    body = httpx.get(f"{url}/v1/sessions/api-paths").json()
+    attachment = body["turns"][0]["attachments"]["image"]
+    assert attachment.endswith(".jpg") and "/" not in attachment
 
 
 def test_a_decompression_bomb_and_reserved_keys_are_4xx_not_500(api, tmp_path):
@@ -163,7 +173,9 @@ def test_recommend_returns_scores_reasons_and_evidence(api, api_home):
     first = body["items"][0]
     assert {"score", "user_score", "query_score", "modalities", "because", "evidence", "reason"} <= set(first)
     assert first["reason"].startswith("because you liked ") and "query" in first["reason"]
-    assert httpx.post(f"{url}/v1/recommend", data={"user_id": "999999"}).status_code == 400
+    unknown = httpx.post(f"{url}/v1/recommend", data={"user_id": "999999"})
+    assert unknown.status_code == 400 and "unknown user '999999'" in unknown.json()["detail"]
+    assert "/" not in unknown.json()["detail"], "the ratings file's server path leaked"
     assert httpx.post(f"{url}/v1/recommend", data={"user_id": api_home["user"], "k": 0}).status_code == 400
 
 
@@ -226,10 +238,16 @@ def test_bearer_token_auth(api_home):
     settings = api_home["settings"].model_copy(update={"api_auth": "on", "api_token": "s3cret-token"})
     with pytest.raises(PrismError, match="PRISM_API_TOKEN"):
         create_app(PrismService(api_home["settings"]), llm=PolicyChat(), host="0.0.0.0", warm=False)
-    app = create_app(PrismService(settings.model_copy(update={"api_token": None, "api_auth": "off"})),
-                     llm=PolicyChat(), host="0.0.0.0", warm=False)  # explicitly off: allowed
+    with pytest.warns(UserWarning, match="auth is off .* beyond loopback"):
+        app = create_app(PrismService(settings.model_copy(update={"api_token": None, "api_auth": "off"})),
+                         llm=PolicyChat(), host="0.0.0.0", warm=False)  # explicitly off: allowed, with a warning
     assert app is not None
     from pydantic import SecretStr
+
+    for blank in ("   ", " s3cret-token "):
+        with pytest.raises(PrismError, match="blank or has spaces"):
+            create_app(PrismService(settings.model_copy(update={"api_token": SecretStr(blank)})), llm=PolicyChat(),
+                       host="0.0.0.0", warm=False)
 
     settings = settings.model_copy(update={"api_token": SecretStr("s3cret-token")})
     with serve_app(create_app(PrismService(settings), llm=PolicyChat(), warm=False)) as url:

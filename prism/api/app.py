@@ -19,14 +19,15 @@ routes share lives in :mod:`prism.api.context`.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from prism.agent.llm import ChatModel
-from prism.api.context import ApiContext, auth_required, bearer_guard
+from prism.api.context import LOOPBACK, ApiContext, auth_required, bearer_guard, public_message
 from prism.api.routes import chat, health, items, openai_facade, recommend, sessions
 from prism.api.uploads import UploadError
 from prism.errors import InputError, PrismError
@@ -42,9 +43,14 @@ def create_app(service: PrismService | None = None, llm: ChatModel | None = None
     settings = service.settings
     host = host or settings.api_host
     token = settings.api_token.get_secret_value() if settings.api_token else None
+    if token is not None and (not token.strip() or token != token.strip()):
+        raise PrismError("PRISM_API_TOKEN is blank or has spaces around it: set a real token")
     if auth_required(settings, host) and not token:
         raise PrismError(f"bearer-token auth is on (api_auth={settings.api_auth}, host {host}): "
                          "set PRISM_API_TOKEN, or bind to 127.0.0.1")
+    if settings.api_auth == "off" and host not in LOOPBACK:
+        warnings.warn(f"bearer-token auth is off (PRISM_API_AUTH=off) on {host}, beyond loopback: anyone who can "
+                      "reach this address can use the API", UserWarning, stacklevel=2)
     prism = ApiContext(service, llm)
 
     @asynccontextmanager
@@ -59,11 +65,16 @@ def create_app(service: PrismService | None = None, llm: ChatModel | None = None
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError):
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+        return JSONResponse({"detail": public_message(str(exc))}, status_code=exc.status)
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, exc: InputError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": public_message(str(exc))}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        detail = public_message(exc.detail) if isinstance(exc.detail, str) else exc.detail
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     guarded = [Depends(bearer_guard(settings, host, token))]
     for resource in (chat, sessions, recommend, items, openai_facade):

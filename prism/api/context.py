@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import secrets
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +30,14 @@ from prism.settings import Settings
 
 logger = logging.getLogger("prism.api")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# An absolute path (POSIX or Windows) inside a message: the server's files are nobody's business.
+_SERVER_PATH = re.compile(r"(?<![\w:/.~-])(?:[A-Za-z]:\\|/)(?:[^\s'\"<>|:]+[/\\])+([^\s'\"<>|/\\]*)")
+
+
+def public_message(text: str) -> str:
+    """``text`` with every absolute path replaced by its last part (the file's own name), so an
+    error names the input, never where the server keeps it."""
+    return _SERVER_PATH.sub(lambda m: m.group(1) or "(server path)", text)
 
 
 class ApiContext:
@@ -96,7 +105,7 @@ def check_session(session_id: str) -> None:
     try:
         check_session_id(session_id)
     except InputError as exc:
-        raise HTTPException(400, str(exc)) from None
+        raise HTTPException(400, public_message(str(exc))) from None
 
 
 def safe_name(value: str) -> str:
@@ -114,7 +123,7 @@ async def turn_events(prism: ApiContext, session_id: str, **kwargs) -> AsyncIter
         try:
             prism.run_turn(session_id, on_event=lambda e: loop.call_soon_threadsafe(queue.put_nowait, e), **kwargs)
         except PrismError as exc:
-            loop.call_soon_threadsafe(queue.put_nowait, {"type": "error", "detail": str(exc)})
+            loop.call_soon_threadsafe(queue.put_nowait, {"type": "error", "detail": public_message(str(exc))})
         except Exception as exc:  # a bug must end the stream with a message, not hang the client
             logger.exception("turn of session %s failed", session_id)
             loop.call_soon_threadsafe(queue.put_nowait, {"type": "error", "detail": f"internal error: "

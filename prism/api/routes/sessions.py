@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException
 
@@ -17,4 +18,7 @@ async def get_session(session_id: str, prism: ApiContext = Depends(context)):
     found = await asyncio.to_thread(prism.sessions.load, session_id)
     if found is None:
         raise HTTPException(404, f"no session '{session_id}'")
-    return found.model_dump()
+    session = found.model_dump()
+    for turn in session["turns"]:  # which files were attached, not where the server keeps them
+        turn["attachments"] = {kind: Path(path).name for kind, path in (turn.get("attachments") or {}).items()}
+    return session
