@@ -249,13 +249,13 @@ class Agent:
     def _opening(self, session, request: str, ctx: TurnContext, tools, prefetched: str = "") -> list[dict]:
         system = load_prompt("agent_system").format(tools=tool_signatures(tools))
         messages = [{"role": "system", "content": system}]
-        for turn in session.turns[-self.settings.agent_history_turns:] if self.settings.agent_history_turns else []:
-            messages += [{"role": "user", "content": turn.request},
-                         {"role": "assistant", "content": render.short(turn.answer, turn.text)}]
+        messages += render.replayed(session.turns[-self.settings.agent_history_turns:]
+                                    if self.settings.agent_history_turns else [], self.settings.agent_history_chars)
         memory = render.memory(ctx.user_id, ctx.preferences)
         attachments = "".join(f"\nAttached: {kind}" for kind, path in (("an image", ctx.image),
                                                                        ("a voice message", ctx.audio)) if path)
-        plan = load_prompt("agent_plan").format(memory=memory, request=request or "(see attachment)",
+        shown = render.cut(request, self.settings.agent_request_chars)
+        plan = load_prompt("agent_plan").format(memory=memory, request=shown or "(see attachment)",
                                                 attachments=attachments)
         if prefetched:
             plan += "\n" + load_prompt("agent_prefetched").format(data=prefetched,

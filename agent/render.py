@@ -59,6 +59,34 @@ def short(answer: dict | None, text: str | None) -> str:
     return answer.get("message", "") + (f" (recommended: {'; '.join(titles)})" if titles else "")
 
 
+def cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a word boundary, marked as cut."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    return (head[: head.rfind(" ")] if " " in head[limit // 2:] else head) + " …(cut)"
+
+
+def replayed(turns: list, budget: int) -> list[dict]:
+    """Earlier turns as chat messages within ``budget`` characters: each request and answer cut
+    to a share of it, the newest kept first, so one huge message never crowds out the rest."""
+    if not turns or budget <= 0:
+        return []
+    share = max(budget // (2 * len(turns)), 40)
+    messages: list[dict] = []
+    used = 0
+    for turn in reversed(turns):
+        pair = [{"role": "user", "content": cut(turn.request, share)},
+                {"role": "assistant", "content": cut(short(turn.answer, turn.text), share)}]
+        size = sum(len(m["content"]) for m in pair)
+        if used + size > budget and messages:
+            break
+        messages = pair + messages
+        used += size
+    return messages
+
+
 def memory(user_id: str | None, preferences: list[Preference]) -> str:
     """What the agent remembers of this session, as the head of the user message ('' if nothing)."""
     lines = []

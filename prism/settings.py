@@ -118,6 +118,11 @@ class Settings(BaseSettings):
                                    "answer before the turn goes on without it.")
     agent_candidates: int = Field(5, ge=1, le=20, description="Items a tool shows the LLM.")
     agent_history_turns: int = Field(3, ge=0, description="Earlier turns of the session replayed to the LLM.")
+    agent_history_chars: int = Field(1_500, ge=0, description="Budget of the replayed turns (requests and answers, "
+                                     "each cut to a share of it; the oldest left out first): one huge message "
+                                     "never fills the context of the turns after it.")
+    agent_request_chars: int = Field(1_000, ge=50, description="The longest request the LLM reads (the tools "
+                                     "get it whole, cut to what each model reads).")
     agent_max_picks: int = Field(3, ge=1, le=10, description="Most items one answer recommends.")
     agent_prefetch: bool = Field(True, description="Run the obvious tool calls (search the user's words as "
                                  "written, the attached image, the voice message; a linked user's ranking) "

@@ -564,3 +564,18 @@ def test_an_evidence_id_cited_with_its_label_is_read_as_the_id():
 
     assert Pick(item_id="x", reason="r", evidence=["E2 plot", "[E3]", "E10", "nonsense"]).evidence == \
         ["E2", "E3", "E10", "nonsense"]
+
+
+def test_one_huge_message_never_fills_the_context_of_later_turns(service, sessions):
+    huge = "I really want a calm film about space with a quiet crew and a long journey. " * 800  # ~60,000 chars
+    first = ScriptedChat([{"tool": "search_catalog", "arguments": {"query": "space"}},
+                          answer_with("quiet-orbit", "A calm story in orbit.")])
+    Agent(service, first, sessions).run_turn("huge-1", huge)
+    shown = first_user(first.calls[0])
+    assert len(shown) < 3_000 and "…(cut)" in shown  # the LLM reads the request cut to agent_request_chars
+    second = ScriptedChat([{"tool": "search_catalog", "arguments": {"query": "space"}},
+                           answer_with("quiet-orbit", "A calm story in orbit.")])
+    result = Agent(service, second, sessions).run_turn("huge-1", "something like that, but funnier")
+    replay = sum(len(m["content"] or "") for m in second.calls[0]["messages"][1:-1])
+    assert replay <= service.settings.agent_history_chars + 100
+    assert not result.trace.fallback and result.answer.picks

@@ -185,3 +185,15 @@ def test_language_direction_is_cached_per_encoder(tmp_path):
     again = LanguageNeutral(second, tmp_path)
     assert second.calls == 0 and np.array_equal(again.direction, neutral.direction)
     assert len(list(tmp_path.glob("language-direction-*.npy"))) == 1
+
+
+@pytest.mark.slow
+def test_a_huge_text_is_cut_to_what_the_model_reads_before_it_is_tokenised(encoder):
+    from prism.tools.text_encoders import clip
+
+    story = "一个电台主持人在深夜接到神秘来电，他开始调查一桩旧案。" * 1600  # about 45,000 characters
+    assert len(clip(story, 512)) <= 2 * 512  # e5 reads 512 tokens
+    assert len(clip("a calm film about space " * 2000, 256)) == 256 * 6
+    assert clip("short text", 256) == "short text"
+    whole, cut = encoder.encode([story, clip(story, 512)])
+    assert float(whole @ cut) > 0.999  # the model never read past the cut anyway

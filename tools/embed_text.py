@@ -30,6 +30,7 @@ class MiniLMEncoder(BatchedEncoder):
 
     name = "all-MiniLM-L6-v2"
     dim = 384
+    max_tokens = 256  # the model's max_seq_length
 
     def __init__(self, cache_dir: Path, batch_size: int) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
