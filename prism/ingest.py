@@ -133,26 +133,38 @@ class Ingestor:
 
     def write(self, batch: list[Prepared]) -> int:
         """Embed and store a batch; item records go last (the commit marker). Returns how many
-        fused vectors were written (0 when no fusion checkpoint is current)."""
-        updates = [p.item.item_id for p in batch if p.is_update]
+        fused vectors were written (0 when no fusion checkpoint is current).
+
+        Vectors are computed first; then, under the store's write lock, every earlier vector of
+        the batch's items is deleted (an update's, a concurrent upload's, or an interrupted
+        write's) before the new ones and the records are written, so a record and its vectors
+        always describe the same version."""
+        ids = [p.item.item_id for p in batch]
         texts: list[tuple[Prepared, str, str]] = []
         for p in batch:
             texts.append((p, "document", p.item.document()))
             texts += [(p, d["field"], d["text"]) for d in p.derived if d["text"]]
+        text_entries = {}
         for space in spaces.text_spaces(self.settings):
             vectors = space.encoder().encode([t for _, _, t in texts], "passage")
-            entries = [VectorEntry(id=f"{p.item.item_id}|{name}", item_id=p.item.item_id, field=name, text=text,
-                                   vector=vec, metadata=filter_metadata(p.item))
-                       for (p, name, text), vec in zip(texts, vectors)]
-            self.store.delete_item_vectors(space.name, updates)
-            self.store.put_vectors(space.name, entries)
+            text_entries[space.name] = [VectorEntry(id=f"{p.item.item_id}|{name}", item_id=p.item.item_id, field=name,
+                                                    text=text, vector=vec, metadata=filter_metadata(p.item))
+                                        for (p, name, text), vec in zip(texts, vectors)]
         image_space = spaces.image_space(self.settings)
         image_entries = [VectorEntry(id=f"{p.item.item_id}|{name}", item_id=p.item.item_id, field=name,
                                      text=p.item.title, vector=vec, metadata=filter_metadata(p.item))
                          for p in batch for name, vec in p.image_features]
-        self.store.delete_item_vectors(image_space.name, updates)
-        if image_entries:
-            self.store.put_vectors(image_space.name, image_entries)
+        with self.store.write_lock:
+            for name, entries in text_entries.items():
+                self.store.delete_item_vectors(name, ids)
+                self.store.put_vectors(name, entries)
+            self.store.delete_item_vectors(image_space.name, ids)
+            if image_entries:
+                self.store.put_vectors(image_space.name, image_entries)
+            return self._commit(batch)
+
+    def _commit(self, batch: list[Prepared]) -> int:
+        """Fused vectors, then the records (the commit marker); under the write lock."""
         written = self.write_fused(batch)
         self.store.put_items([
             {"id": p.item.item_id, "document": p.item.document(),

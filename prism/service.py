@@ -6,6 +6,7 @@ typed results. Models load lazily, once per process, inside the tools.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,11 +35,15 @@ class PrismService:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self._store: Store | None = None
+        self._store_lock = threading.Lock()
 
     @property
     def store(self) -> Store:
+        """The service's store, opened on first use (once, also when threads ask at once)."""
         if self._store is None:
-            self._store = Store(self.settings)
+            with self._store_lock:
+                if self._store is None:
+                    self._store = Store(self.settings)
         return self._store
 
     def ingest(self, path: Path, limit: int | None = None,

@@ -18,6 +18,7 @@ chunked to the client's maximum batch size.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,10 @@ def make_client(settings: Settings):
     return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
 
 
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
 class Store:
     """Typed access to Prism's Chroma collections."""
 
@@ -75,6 +80,12 @@ class Store:
         self.client = client or make_client(settings)
         self.max_batch = int(self.client.get_max_batch_size())
         self._collections: dict[str, Any] = {}
+        where = (f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host
+                 else str(settings.chroma_path.resolve()))
+        with _WRITE_LOCKS_GUARD:
+            # One lock per store location, shared by every Store of this process: writes of the
+            # same item (two uploads at once) must not interleave their vectors and records.
+            self.write_lock = _WRITE_LOCKS.setdefault(f"{where}/{settings.collection_prefix}", threading.Lock())
 
     def collection(self, name: str):
         """The collection ``{prefix}-{name}`` (cosine space), created on first use."""
@@ -153,7 +164,8 @@ class Store:
             )
 
     def query(self, space: str, vector: np.ndarray, n: int, where: dict | None = None) -> list[Match]:
-        """The ``n`` nearest entries of ``space`` to ``vector``, most similar first."""
+        """The ``n`` nearest entries of ``space`` to ``vector``, most similar first, of committed
+        items only (fewer than ``n`` when some belong to an item whose record was never written)."""
         # deferred: chromadb is loaded by the collection above; importing it at module level would not be
         from chromadb.errors import InvalidArgumentError
 
@@ -170,11 +182,15 @@ class Store:
                 raise
             raise InputError(f"invalid metadata filter {json.dumps(where, ensure_ascii=False)[:200]}: "
                              f"{str(exc).splitlines()[0][:200]}") from None
-        return [
+        matches = [
             Match(item_id=meta["item_id"], field=meta["field"], text=doc or "", similarity=1.0 - float(dist),
                   metadata=meta)
             for meta, doc, dist in zip(result["metadatas"][0], result["documents"][0], result["distances"][0])
         ]
+        # Vectors are written before the item record (the commit marker): an ingest killed in
+        # between leaves vectors of an item that does not exist, which nobody may be shown.
+        committed = self.item_hashes(list(dict.fromkeys(m.item_id for m in matches)))
+        return [m for m in matches if m.item_id in committed]
 
     def get_vectors(self, space: str, entry_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors by entry id (``"{item_id}|{field}"``); absent ids are left out."""

@@ -145,3 +145,44 @@ def test_writes_are_chunked_to_the_client_batch_limit(settings):
     store.put_vectors("chunk-test", entries)
     assert store.collection("chunk-test").count() == 10
     assert store.query("chunk-test", np.eye(10, dtype=np.float32)[7], n=1)[0].item_id == "i7"
+
+
+def test_two_writes_of_one_item_at_once_leave_its_record_and_vectors_in_step(settings, demo_catalog):
+    import threading
+
+    service = PrismService(settings)
+    versions = [{"item_id": "twin", "title": "Version A", "description": "A cat runs an inn by the sea.",
+                 "images": ["images/whiskers.jpg", "images/quiet-orbit.jpg"]},
+                {"item_id": "twin", "title": "Version B", "description": "Two baristas share one espresso machine.",
+                 "images": ["images/morning-roast.jpg"], "audio": ["audio/midnight-harbour.wav"]}]
+    for _ in range(3):
+        threads = [threading.Thread(target=service.ingest_item, args=(v, demo_catalog)) for v in versions]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        record = service.get_item("twin")
+        title = record["metadata"]["title"]
+        fields = set()
+        for name in service.store.spaces():
+            got = service.store.collection(name).get(where={"item_id": "twin"}, include=["metadatas"])
+            fields |= {m["field"] for m in got["metadatas"]}
+            assert {m["title"] for m in got["metadatas"]} <= {title}, f"{name} holds another version's vectors"
+        expected = {"document", *(f"image:{i}" for i in range(record["metadata"]["n_images"])),
+                    *(d["field"] for d in record["derived"])}
+        assert fields == expected, (title, fields)
+
+
+def test_vectors_of_an_item_whose_record_was_never_written_are_never_shown(settings, demo_catalog):
+    service = PrismService(settings)
+    service.ingest_item({"item_id": "real", "title": "Lighthouse", "description": "A lighthouse keeper's winter."},
+                        demo_catalog)
+    # What a kill -9 between the vector writes and the record write leaves behind.
+    text_space = service.store.spaces("text")[0]
+    vector = service.store.collection(text_space).get(ids=["real|document"], include=["embeddings"])["embeddings"][0]
+    service.store.collection(text_space).upsert(ids=["ghost|document"], embeddings=[vector],
+                                                documents=["A lighthouse keeper's winter."],
+                                                metadatas=[{"item_id": "ghost", "field": "document", "title": "Ghost"}])
+    hits = service.search(text="a lighthouse keeper in winter", k=5).hits
+    assert [h.item_id for h in hits] == ["real"]
+    assert service.get_item("ghost") is None
