@@ -144,6 +144,9 @@ def test_writes_are_chunked_to_the_client_batch_limit(settings):
                            vector=np.eye(10, dtype=np.float32)[n]) for n in range(10)]
     store.put_vectors("chunk-test", entries)
     assert store.collection("chunk-test").count() == 10
+    assert store.query("chunk-test", np.eye(10, dtype=np.float32)[7], n=1) == []  # no record yet: not committed
+    store.put_items([{"id": f"i{n}", "document": f"t{n}", "metadata": {"title": f"T{n}"}} for n in range(10)])
+    assert store.count_items() == 10
     assert store.query("chunk-test", np.eye(10, dtype=np.float32)[7], n=1)[0].item_id == "i7"
 
 
