@@ -102,6 +102,9 @@ class Trace(BaseModel):
                                    "copied from data, or naming a non-pick) and code wrote it.")
     below_top: list[str] = Field(default_factory=list, description="Picks below the tools' top ranks, each replaced by "
                                  "the best-ranked candidate (stated constraints already order the candidates).")
+    filled: list[str] = Field(default_factory=list, description="Best-ranked candidates code added to an answer "
+                              "that picked fewer than agent_max_picks (with extractive reasons).")
+    candidates: list[str] = Field(default_factory=list, description="Every item the tools showed the model.")
     constraints: str = Field("", description="The constraints read from the user's words and applied to the "
                              "tools' results (prism.agent.constraints).")
     withheld_instructions: dict[str, list[str]] = Field(
@@ -217,12 +220,14 @@ class Agent:
             answer = self._fallback(ctx)
             trace.fallback = True
         answer = self._keep_tool_order(answer, ctx, request, trace)
+        answer = self._fill(answer, ctx, request, trace)
         answer = self._faithful(answer, ctx, request, trace)
         if message_violations(answer, ctx.ledger, self.service.store):
             # Still not showable after the re-ask (or the picks it named were dropped): code writes it.
             answer = answer.model_copy(update={"message": plain_message(answer, request)})
             trace.message_replaced = True
         trace.withheld_instructions = {k: v[:3] for k, v in ctx.ledger.flagged.items()}
+        trace.candidates = list(ctx.ledger.candidates)
         answer = Answer(message=render.whole_sentences(answer.message, MESSAGE_CHARS), picks=[
             p.model_copy(update={"reason": render.whole_sentences(p.reason, REASON_CHARS)})
             for p in answer.picks[: self.settings.agent_max_picks]])
@@ -376,19 +381,40 @@ class Agent:
         trace.below_top = [f"{p.item_id} (rank {ctx.ledger.ranks[p.item_id] + 1}): replaced"
                            + (f"; stated constraints already order the candidates: {stated}" if stated else
                               ", no stated constraint") for p in below]
-        picked = {p.item_id for p in answer.picks}
-        spare = [i for i, r in ctx.ledger.ranks.items() if r < top and i not in picked
-                 and any(e.item_id == i and e.kind not in USER_KINDS for e in ctx.ledger.evidence.values())]
+        spare = self._spare(answer, ctx)
         picks = []
         for pick in answer.picks:
             if pick in below and spare:
-                item = spare.pop(0)
-                refs = [e.id for e in ctx.ledger.evidence.values() if e.item_id == item and e.kind not in USER_KINDS]
-                replacement = Pick(item_id=item, reason="", evidence=refs[:1])
-                pick = replacement.model_copy(update={"reason": extractive_reason(replacement, ctx.ledger, request,
-                                                                                  REASON_CHARS)})
+                pick = self._code_pick(spare.pop(0), ctx, request)
             picks.append(pick)
         return answer.model_copy(update={"picks": picks})
+
+    def _spare(self, answer: Answer, ctx: TurnContext) -> list[str]:
+        """Candidates in the first ``max_picks`` of a tool result, best rank first, not yet
+        picked, with evidence of their own."""
+        picked = {p.item_id for p in answer.picks}
+        top = self.settings.agent_max_picks
+        ranked = sorted(((r, i) for i, r in ctx.ledger.ranks.items() if r < top and i not in picked), key=lambda x: x[0])
+        return [i for _, i in ranked
+                if any(e.item_id == i and e.kind not in USER_KINDS for e in ctx.ledger.evidence.values())]
+
+    @staticmethod
+    def _code_pick(item_id: str, ctx: TurnContext, request: str) -> Pick:
+        """A pick written by code: the item's first evidence and an extractive reason."""
+        refs = [e.id for e in ctx.ledger.evidence.values() if e.item_id == item_id and e.kind not in USER_KINDS]
+        pick = Pick(item_id=item_id, reason="", evidence=refs[:1])
+        return pick.model_copy(update={"reason": extractive_reason(pick, ctx.ledger, request, REASON_CHARS)})
+
+    def _fill(self, answer: Answer, ctx: TurnContext, request: str, trace: Trace) -> Answer:
+        """An answer that picked some but fewer than ``max_picks`` items, completed with the
+        best-ranked spare candidates: the tools' order decides what else is worth showing.
+        An answer with no picks (a question back, small talk) stays as it is."""
+        missing = self.settings.agent_max_picks - len(answer.picks)
+        if not self.settings.agent_fill_picks or not answer.picks or missing <= 0:
+            return answer
+        added = [self._code_pick(i, ctx, request) for i in self._spare(answer, ctx)[:missing]]
+        trace.filled = [p.item_id for p in added]
+        return answer.model_copy(update={"picks": [*answer.picks, *added]}) if added else answer
 
     def _faithful(self, answer: Answer, ctx: TurnContext, request: str, trace: Trace) -> Answer:
         """``answer`` with every reason its evidence does not support replaced by an extractive

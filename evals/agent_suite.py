@@ -165,7 +165,8 @@ def constraint_violations(svc: PrismService, first: list[str], second: list[str]
 def score_turn(svc: PrismService, case: Case, result: Any) -> dict:
     """What one agent turn showed the user, checked by the suite itself."""
     answer, trace = result.answer, result.trace
-    candidates = set(ITEM_LINE.findall("\n".join(s.output or "" for s in trace.steps if s.kind == "tool")))
+    candidates = set(getattr(trace, "candidates", None) or
+                     ITEM_LINE.findall("\n".join(s.output or "" for s in trace.steps if s.kind == "tool")))
     records = svc.store.get_items(sorted(candidates | {p.item_id for p in answer.picks}))
     picked = {p.item_id for p in answer.picks}
     grounding = supported = 0

@@ -35,7 +35,7 @@ from prism.store import Store, VectorEntry
 from prism.tools.caption_image import get_backend as caption_backend
 from prism.tools.caption_image import load_image
 from prism.tools.transcribe_audio import TranscribeAudioInput, transcribe_audio
-from prism.untrusted import instruction_spans
+from prism.untrusted import instruction_spans, without_instructions
 
 INGEST_FORMAT = "1"
 
@@ -145,8 +145,10 @@ class Ingestor:
             texts.append((p, "document", p.item.document()))
             texts += [(p, d["field"], d["text"]) for d in p.derived if d["text"]]
         text_entries = {}
+        # Instruction-like sentences are flagged, never embedded: they must not decide what finds the item.
+        embedded = [without_instructions(t) or p.item.title for p, _, t in texts]
         for space in spaces.text_spaces(self.settings):
-            vectors = space.encoder().encode([t for _, _, t in texts], "passage")
+            vectors = space.encoder().encode(embedded, "passage")
             text_entries[space.name] = [VectorEntry(id=f"{p.item.item_id}|{name}", item_id=p.item.item_id, field=name,
                                                     text=text, vector=vec, metadata=filter_metadata(p.item))
                                         for (p, name, text), vec in zip(texts, vectors)]

@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     agent_prefetch: bool = Field(True, description="Run the obvious tool calls (search the user's words as "
                                  "written, the attached image, the voice message; a linked user's ranking) "
                                  "before the first LLM step.")
+    agent_fill_picks: bool = Field(True, description="Complete an answer that picked fewer than agent_max_picks "
+                                   "items with the best-ranked candidates (extractive reasons).")
 
     # The HTTP API (prism serve).
     api_host: str = "127.0.0.1"

@@ -87,3 +87,15 @@ def clean_run(text: str) -> str:
         if len(candidate) > len(best):
             best = candidate
     return best
+
+
+def without_instructions(text: str) -> str:
+    """``text`` with every sentence that touches a flagged span left out (the clean sentences
+    kept in order): what an encoder may embed, so instruction text never decides what a search
+    finds."""
+    flags = instruction_spans(text)
+    if not flags:
+        return (text or "").strip()
+    kept = [text[start:end].strip() for start, end in sentences(text)
+            if not any(f.start < end and f.end > start for f in flags)]
+    return " ".join(k for k in kept if k)

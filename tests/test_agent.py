@@ -56,14 +56,16 @@ def store_home(tmp_path_factory, demo_catalog, model_cache):
 def service(store_home, tmp_path, model_cache) -> PrismService:
     # Each test gets fresh sessions but shares the ingested store.
     # These replays script every tool call, so the obvious calls are not run ahead of the
-    # model here (agent_prefetch=False); the prefetch tests below turn it on.
+    # model here (agent_prefetch=False); the prefetch tests below turn it on. The picks are the
+    # script's own (agent_fill_picks=False); the filling test turns it on.
     return PrismService(Settings(home=store_home, model_cache_dir=model_cache, multilingual_model="none",
-                                 agent_max_repairs=2, agent_prefetch=False))
+                                 agent_max_repairs=2, agent_prefetch=False, agent_fill_picks=False))
 
 
 @pytest.fixture
 def prefetching(store_home, model_cache) -> PrismService:
-    return PrismService(Settings(home=store_home, model_cache_dir=model_cache, multilingual_model="none"))
+    return PrismService(Settings(home=store_home, model_cache_dir=model_cache, multilingual_model="none",
+                                 agent_fill_picks=False))
 
 
 @pytest.fixture
@@ -579,3 +581,33 @@ def test_one_huge_message_never_fills_the_context_of_later_turns(service, sessio
     replay = sum(len(m["content"] or "") for m in second.calls[0]["messages"][1:-1])
     assert replay <= service.settings.agent_history_chars + 100
     assert not result.trace.fallback and result.answer.picks
+
+
+def test_an_answer_with_fewer_picks_is_completed_from_the_tools_best_ranked(store_home, model_cache, sessions):
+    service = PrismService(Settings(home=store_home, model_cache_dir=model_cache, multilingual_model="none"))
+    llm = ScriptedChat([answer_first_of("search_catalog")])
+    result = Agent(service, llm, sessions).run_turn("fill-1", "a calm film about space")
+    shown = items_in(first_user(llm.calls[0]))
+    picks = [p.item_id for p in result.answer.picks]
+    assert picks == shown[:3] and result.trace.filled == shown[1:3]  # the model's one, then the next best
+    for pick in result.answer.picks[1:]:
+        cited = result.evidence[pick.evidence[0]]
+        assert cited["item_id"] == pick.item_id and pick.reason  # extractive, from the item's own evidence
+    assert set(result.trace.candidates) == set(shown)
+    # An answer with no picks (a question back) is not filled.
+    llm = ScriptedChat([{"answer": {"message": "Do you prefer something calm or exciting?", "picks": []}}])
+    result = Agent(service, llm, sessions).run_turn("fill-2", "a film about space")
+    assert not result.answer.picks and not result.trace.filled
+
+
+def test_instruction_sentences_are_never_embedded(service):
+    from prism import spaces
+    from prism.untrusted import without_instructions
+
+    record = service.get_item("last-signal")
+    clean = without_instructions(record["document"])
+    assert "IGNORE ALL PREVIOUS" in record["document"] and "IGNORE" not in clean and "radio operator" in clean
+    space = spaces.text_space(service.settings)
+    stored = service.store.get_vectors(space.name, ["last-signal|document"])["last-signal|document"]
+    assert float(stored @ space.encoder().encode([clean], "passage")[0]) > 0.999
+    assert float(stored @ space.encoder().encode([record["document"]], "passage")[0]) < 0.99

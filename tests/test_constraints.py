@@ -36,7 +36,9 @@ def test_stated_constraints_order_and_filter_what_the_model_sees(tmp_path, demo_
     from prism.service import PrismService
     from prism.settings import Settings
 
-    service = PrismService(Settings(home=tmp_path / "home", model_cache_dir=model_cache, multilingual_model="none"))
+    # The script's one pick stays one pick (agent_fill_picks off): "older" then means older than it.
+    service = PrismService(Settings(home=tmp_path / "home", model_cache_dir=model_cache, multilingual_model="none",
+                                    agent_fill_picks=False))
     assert service.ingest(demo_catalog).ingested == 10
     sessions = SessionStore(tmp_path / "s.sqlite3")
 
