@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -91,6 +92,8 @@ def evaluate(
     ratings: Annotated[Optional[Path], typer.Option("--ratings", help="ratings.tsv (default: settings.movielens_dir).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default: PRISM_HOME/evals/SUITE).")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds replacing the suite's, e.g. 0 or 0,1.")] = None,
+    per_kind: Annotated[Optional[int], typer.Option("--per-kind", min=1, help="Agent suites: requests of each kind (default: the suite's).")] = None,
+    injections: Annotated[Optional[int], typer.Option("--injections", min=0, help="Agent suites: injected cases (default: the suite's).")] = None,
     mmrec: Annotated[Optional[Path], typer.Option("--export-mmrec", help="Only export the leave-last-one, temporal and cold-item splits with item features in MMRec's format to this folder.")] = None,
 ) -> None:
     """Run an offline evaluation suite over the ingested catalog: JSON, Markdown table, plots."""
@@ -107,7 +110,7 @@ def evaluate(
             fail(str(exc))
         return
     if suite.startswith("agent"):
-        agent_suite(suite, ratings, out_dir)
+        agent_suite(suite, ratings, out_dir, per_kind, injections)
         return
     try:
         chosen_seeds = tuple(int(seed) for seed in seeds.split(",") if seed.strip()) if seeds else None
@@ -123,7 +126,8 @@ def evaluate(
 
 
 
-def agent_suite(suite: str, ratings: Path | None, out_dir: Path | None) -> None:
+def agent_suite(suite: str, ratings: Path | None, out_dir: Path | None, per_kind: int | None = None,
+                injections: int | None = None) -> None:
     """``prism eval --suite agent``: the agent suite on a copy of the current store."""
     # deferred: the agent suite loads the chat model, torch and the encoders
     from prism.agent.backends import chat_model
@@ -136,9 +140,11 @@ def agent_suite(suite: str, ratings: Path | None, out_dir: Path | None) -> None:
              + ", ".join(AGENT_SUITES))
     service = PrismService()
     settings = service.settings
+    chosen = replace(AGENT_SUITES[suite], **{k: v for k, v in (("per_kind", per_kind), ("injections", injections))
+                                              if v is not None})
     try:
         results = run_agent_suite(
-            service, AGENT_SUITES[suite], Path(ratings or settings.movielens_dir / "ratings.tsv"),
+            service, chosen, Path(ratings or settings.movielens_dir / "ratings.tsv"),
             Path(out_dir or settings.home / "evals" / suite),
             lambda svc, sessions: Agent(svc, chat_model(svc.settings), SessionStore(sessions)).run_turn,
             log=lambda line: console.print(line, highlight=False, markup=False))
