@@ -87,14 +87,20 @@ class CatalogRow:
     error: str | None = None
 
 
-def _path_list(value: object, field: str, base: Path) -> list[Path]:
+def _path_list(value: object, field: str, base: Path, confine: bool = True) -> list[Path]:
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
         raise ValueError(f"field '{field}' must be a path or a list of paths, got {type(value).__name__}")
     paths = []
     for v in values:
         path = Path(v)
-        paths.append(path if path.is_absolute() else (base / path))
+        path = path if path.is_absolute() else (base / path)
+        # A catalog names its own media: "../" or a link out of its folder would let any
+        # readable file on the server be ingested and then served.
+        if confine and not path.resolve().is_relative_to(Path(base).resolve()):
+            raise ValueError(f"field '{field}': '{v}' is outside the catalog's folder (set "
+                             "allow_media_outside_catalog to allow it)")
+        paths.append(path)
     return paths
 
 
@@ -117,8 +123,9 @@ def _check_value(key: str, value: object) -> None:
         raise ValueError(f"field '{key}' is {value}, not a finite number")
 
 
-def parse_item(record: object, base: Path) -> CatalogItem:
-    """Validate one decoded JSON record; ValueError names the offending field."""
+def parse_item(record: object, base: Path, confine: bool = True) -> CatalogItem:
+    """Validate one decoded JSON record; ValueError names the offending field. Media paths are
+    relative to ``base`` and, with ``confine``, must resolve inside it."""
     if not isinstance(record, dict):
         raise ValueError(f"a line must be a JSON object, got {type(record).__name__}")
     item_id = record.get("item_id")
@@ -135,8 +142,8 @@ def parse_item(record: object, base: Path) -> CatalogItem:
     images: list[Path] = []
     for key in ("image", "images"):
         if record.get(key) is not None:
-            images += _path_list(record[key], key, base)
-    audio = _path_list(record["audio"], "audio", base) if record.get("audio") is not None else []
+            images += _path_list(record[key], key, base, confine)
+    audio = _path_list(record["audio"], "audio", base, confine) if record.get("audio") is not None else []
     texts: dict[str, str] = {}
     metadata: dict[str, MetadataValue] = {}
     extra = dict(record.get("metadata") or {}) if isinstance(record.get("metadata"), dict) else {}
@@ -167,7 +174,7 @@ def parse_item(record: object, base: Path) -> CatalogItem:
                        images=images, audio=audio, metadata=metadata)
 
 
-def read_jsonl(path: Path, max_line_bytes: int = 1 << 20) -> Iterator[CatalogRow]:
+def read_jsonl(path: Path, max_line_bytes: int = 1 << 20, confine: bool = True) -> Iterator[CatalogRow]:
     """Yield a row per non-blank line of a JSONL catalog; malformed lines become error rows."""
     path = Path(path)
     base = path.parent
@@ -181,7 +188,7 @@ def read_jsonl(path: Path, max_line_bytes: int = 1 << 20) -> Iterator[CatalogRow
                 continue
             try:
                 record = json.loads(raw.decode("utf-8"))
-                yield CatalogRow(source, item=parse_item(record, base))
+                yield CatalogRow(source, item=parse_item(record, base, confine))
             except UnicodeDecodeError as exc:
                 yield CatalogRow(source, error=f"line is not UTF-8: {exc}")
             except json.JSONDecodeError as exc:
@@ -219,15 +226,16 @@ def read_movielens(root: Path) -> Iterator[CatalogRow]:
                 yield CatalogRow(source, error=f"{type(exc).__name__}: {exc}")
 
 
-def read_catalog(path: Path, max_line_bytes: int = 1 << 20) -> Iterator[CatalogRow]:
-    """Rows from a JSONL file, a MovieLens-MM folder, or a folder holding ``catalog.jsonl``."""
+def read_catalog(path: Path, max_line_bytes: int = 1 << 20, confine: bool = True) -> Iterator[CatalogRow]:
+    """Rows from a JSONL file, a MovieLens-MM folder, or a folder holding ``catalog.jsonl``;
+    ``confine``: media paths must stay inside the catalog's folder."""
     path = Path(path)
     if path.is_dir():
         if (path / "items.jsonl").is_file() and (path / "ratings.tsv").is_file():
             return read_movielens(path)
         if (path / "catalog.jsonl").is_file():
-            return read_jsonl(path / "catalog.jsonl", max_line_bytes)
+            return read_jsonl(path / "catalog.jsonl", max_line_bytes, confine)
         raise FileNotFoundError(f"{path} holds neither catalog.jsonl nor a MovieLens-MM items.jsonl")
     if not path.is_file():
         raise FileNotFoundError(f"catalog {path} does not exist")
-    return read_jsonl(path, max_line_bytes)
+    return read_jsonl(path, max_line_bytes, confine)

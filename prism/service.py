@@ -49,14 +49,16 @@ class PrismService:
     def ingest(self, path: Path, limit: int | None = None,
                on_batch: Callable[[IngestSummary, int], None] | None = None) -> IngestSummary:
         """Ingest a catalog (JSONL file or folder); idempotent and resumable."""
-        rows = read_catalog(Path(path), self.settings.max_line_bytes)
+        rows = read_catalog(Path(path), self.settings.max_line_bytes,
+                            confine=not self.settings.allow_media_outside_catalog)
         return Ingestor(self.settings, self.store).run(rows, limit=limit, on_batch=on_batch)
 
     def ingest_item(self, record: dict, base: Path) -> IngestSummary:
         """Ingest one item given as a catalog record (media paths relative to ``base``): the
         same validation and pipeline as ``ingest``; a bad record is reported in ``failed``."""
         try:
-            row = CatalogRow("request", item=parse_item(record, Path(base)))
+            item = parse_item(record, Path(base), confine=not self.settings.allow_media_outside_catalog)
+            row = CatalogRow("request", item=item)
         except ValueError as exc:
             row = CatalogRow("request", error=str(exc))
         return Ingestor(self.settings, self.store).run(iter([row]))

@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     agent_prefetch: bool = Field(True, description="Run the obvious tool calls (search the user's words as "
                                  "written, the attached image, the voice message; a linked user's ranking) "
                                  "before the first LLM step.")
+    allow_media_outside_catalog: bool = Field(False, description="Let catalog media paths leave the catalog's "
+                                              "folder ('../', absolute paths elsewhere, links out of it).")
     agent_fill_picks: bool = Field(True, description="Complete an answer that picked fewer than agent_max_picks "
                                    "items with the best-ranked candidates (extractive reasons).")
 

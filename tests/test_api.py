@@ -144,6 +144,19 @@ def test_a_decompression_bomb_and_reserved_keys_are_4xx_not_500(api, tmp_path):
     assert response.status_code == 422 and "reserved" in response.json()["detail"]
 
 
+def test_a_rejected_item_leaves_no_uploaded_files_behind(api, api_home, demo_catalog):
+    url, _ = api
+    media = api_home["home"] / "media"
+    before = set(media.rglob("*")) if media.exists() else set()
+    item = json.dumps({"item_id": "rejected-1", "title": "Rejected", "chroma:document": "x"})
+    for _ in range(3):
+        with open(demo_catalog / "images" / "whiskers.jpg", "rb") as handle:
+            response = httpx.post(f"{url}/v1/items", data={"item": item},
+                                  files={"images": ("w.jpg", handle, "image/jpeg")})
+        assert response.status_code == 422
+    assert {p for p in media.rglob("*") if p.is_file()} == {p for p in before if p.is_file()}
+
+
 def test_items_are_ingested_with_uploaded_files_idempotently(api, demo_catalog):
     url, _ = api
     item = json.dumps({"item_id": "api-item", "title": "Harbour Lights", "genres": ["Drama"],

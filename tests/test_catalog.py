@@ -103,3 +103,22 @@ def test_movielens_loader_reads_every_item():
     assert toy.title == "Toy Story (1995)" and toy.metadata["year"] == 1995
     assert "Animation" in toy.metadata["genres"] and toy.images[0].name == "1.jpg"
     assert sum(1 for i in items if i.images) == 1648
+
+
+def test_media_paths_must_stay_inside_the_catalogs_folder(tmp_path):
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "posters").mkdir()
+    (catalog / "posters" / "ok.jpg").write_bytes(b"x")
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"x")
+    (catalog / "posters" / "link.jpg").symlink_to(secret)
+    assert parse_item({"item_id": "a", "title": "T", "image": "posters/ok.jpg"}, catalog).images
+    for path in ("../secret.jpg", str(secret), "posters/link.jpg", "posters/../../secret.jpg"):
+        with pytest.raises(ValueError, match="outside the catalog's folder"):
+            parse_item({"item_id": "a", "title": "T", "image": path}, catalog)
+        assert parse_item({"item_id": "a", "title": "T", "image": path}, catalog, confine=False).images
+    rows = list(read_jsonl(write_lines(catalog / "c.jsonl", [
+        json.dumps({"item_id": "a", "title": "Out", "audio": "../secret.jpg"}),
+        json.dumps({"item_id": "b", "title": "In", "image": "posters/ok.jpg"})])))
+    assert "outside" in rows[0].error and rows[1].item.item_id == "b"

@@ -31,13 +31,21 @@ async def add_item(item: str = Form(..., description="The catalog record as JSON
         raise HTTPException(400, f"'item' must not name media paths ({', '.join(given)}): upload the files")
     folder = prism.settings.home / "media" / safe_name(str(record.get("item_id", "")))
     limit = prism.upload_limit
-    record["images"] = [str(await save_upload(f, f"images[{n}]", "image", folder, limit))
-                        for n, f in enumerate(images)]
-    record["audio"] = [str(await save_upload(f, f"audio[{n}]", "audio", folder, limit))
-                       for n, f in enumerate(audio)]
-    summary = await asyncio.to_thread(prism.service.ingest_item, record, folder)
-    if summary.failed:
-        raise HTTPException(422, f"item rejected: {summary.failed[0].reason}")
+    before = set(folder.iterdir()) if folder.is_dir() else set()
+    try:
+        record["images"] = [str(await save_upload(f, f"images[{n}]", "image", folder, limit))
+                            for n, f in enumerate(images)]
+        record["audio"] = [str(await save_upload(f, f"audio[{n}]", "audio", folder, limit))
+                           for n, f in enumerate(audio)]
+        summary = await asyncio.to_thread(prism.service.ingest_item, record, folder)
+        if summary.failed:
+            raise HTTPException(422, f"item rejected: {summary.failed[0].reason}")
+    except Exception:
+        # A rejected item leaves no files behind (repeated bad uploads must not fill the disk);
+        # files an earlier version of the item uses were there before and stay.
+        for path in (set(folder.iterdir()) if folder.is_dir() else set()) - before:
+            path.unlink(missing_ok=True)
+        raise
     status = "ingested" if summary.ingested else "updated" if summary.updated else "unchanged"
     item_id = str(record["item_id"]).strip()
     return {"item_id": item_id, "status": status, "item": public_item(item_id, prism.service.get_item(item_id))}
