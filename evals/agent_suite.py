@@ -40,6 +40,8 @@ from prism.untrusted import looks_like_instruction
 
 ITEM_LINE = re.compile(r"^item (\S+):", re.MULTILINE)
 SUITE_CHECKPOINT = "agent-suite"
+# Evidence about the user (their history, their image or voice) may back any pick.
+ABOUT_THE_USER = {"history", "user_image", "user_voice"}
 
 # A turn runner answers one request, as ``prism.agent.Agent.run_turn`` does: it is called as
 # run(session_id, text, image=..., audio=..., user_id=...) and returns an object with
@@ -174,7 +176,8 @@ def score_turn(svc: PrismService, case: Case, result: Any) -> dict:
     for pick in answer.picks:
         cited = [result.evidence.get(e) for e in pick.evidence]
         if pick.item_id not in candidates or not cited or any(
-                c is None or (c["item_id"] not in (None, pick.item_id)) for c in cited):
+                c is None or (c["item_id"] not in (None, pick.item_id) and c["kind"] not in ABOUT_THE_USER)
+                for c in cited):
             grounding += 1
         texts = [c["text"] for c in cited if c]
         supported += check_reason(pick.reason, texts, item_facts(records.get(pick.item_id)), result.request).supported

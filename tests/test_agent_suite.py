@@ -115,6 +115,10 @@ def test_the_suite_checks_what_the_user_sees(api_home):
     named = score_turn(svc, case, _turn([("1", "A cowboy doll.", ["E1"])], "Toy Story, or maybe GoldenEye.",
                                         {"E1": {"kind": "plot", "item_id": "1", "text": plot}}, steps=tools))
     assert named["names_non_pick"] == 1
+    liked = score_turn(svc, case, _turn([("1", "You liked GoldenEye.", ["E2"])], "One pick.",
+                                        {"E2": {"kind": "history", "item_id": "2", "text": "GoldenEye, rated 5"}},
+                                        steps=tools))
+    assert liked["grounding_violations"] == 0  # the user's own history may back any pick
 
 
 def test_older_and_not_that_one_are_checked(api_home):
