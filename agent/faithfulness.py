@@ -23,8 +23,9 @@ def reason_violations(answer: Answer, ledger: Ledger, store: Store, request: str
     for pick in answer.picks:
         if pick.item_id in skip or pick.item_id not in ledger.candidates or pick.item_id not in records:
             continue  # the validator reports it; its reason is moot
-        cited = [ledger.evidence[e].text for e in pick.evidence if e in ledger.evidence]
-        verdict = check_reason(pick.reason, cited, item_facts(records.get(pick.item_id)), request)
+        refs = [ledger.evidence[e] for e in pick.evidence if e in ledger.evidence]
+        verdict = check_reason(pick.reason, [r.text for r in refs], item_facts(records.get(pick.item_id)), request,
+                               history_cited=any(r.kind == "history" for r in refs))
         if not verdict.supported:
             violations.append(Violation(kind="unsupported_reason", item_id=pick.item_id,
                                         detail=f"the reason for item {pick.item_id} claims what its evidence does "

@@ -112,7 +112,11 @@ def main() -> None:
             sys.stdout.write(json.dumps(pair, ensure_ascii=False) + "\n")
     else:
         rows = [json.loads(line) for line in args.labels.read_text(encoding="utf-8").splitlines() if line.strip()]
-        print(json.dumps(score([r for r in rows if r.get("label")]), indent=1))
+        labelled = [r for r in rows if r.get("label")]
+        report = {"all": score(labelled)}
+        for part in ("calibration", "held out"):
+            report[part] = score([r for r in labelled if r.get("batch", "").startswith(part)])
+        print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

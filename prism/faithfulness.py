@@ -30,7 +30,7 @@ from prism.untrusted import sentences
 CONTENT_SUPPORT = 0.5
 STEM = 5
 # Words any reason may use without evidence: about fit, tone of the recommendation, the medium.
-GENERIC = set("""film films movie movies story stories fits fit match matches matching request wish asked looking
+GENERIC = set("""image description provided query criteria summary details film films movie movies story stories fits fit match matches matching request wish asked looking
 like liked likes love loved enjoy enjoyed want wanted perfect great good nice classic pick choice option because
 since about with that this these those their there here where which what when while from into your you mood
 evening night tonight watch watching recommend recommended also more most very well much many some something
@@ -49,6 +49,10 @@ RESTATES = re.compile(r"\b(?:fits?|match(?:es)?|suits?|meets?|for|as|like)\s+(?:
                       r"(?:request|wish|ask|mood|taste|query|search)\b[^.;]*|\b(?:you|the user)\s+(?:asked|wanted|"
                       r"are looking|were looking|requested)(?:\s+for)?\b[^.;]*|\bas (?:you )?(?:asked|requested)\b[^.;]*",
                       re.IGNORECASE)
+EVIDENCE_ID = re.compile(r"\(?\bE\d+\b\)?")
+# What a reason may say about the user only with evidence of their history.
+ABOUT_THE_USER = re.compile(r"\byour (?:own )?(?:taste|tastes|history|preferences?|favou?rites?|ratings?|past)\b|"
+                            r"\byou(?:'ve| have)? (?:liked|loved|enjoyed|rated|watched)\b", re.IGNORECASE)
 STOP = set("""the and for are but not all any can had her was one our out has him his how man new now old see
 two way who its let put say she too use a an of to in on at by is it as be or if so no do we he my me up""".split())
 _WORD = re.compile(r"[^\W\d_][\w'\-]*|\d+(?:\.\d+)?")
@@ -103,9 +107,11 @@ def item_facts(record: dict | None) -> str:
     return " ".join(parts)
 
 
-def check_reason(reason: str, cited: list[str], facts: str, request: str) -> Verdict:
+def check_reason(reason: str, cited: list[str], facts: str, request: str, history_cited: bool = False) -> Verdict:
     """Whether ``reason`` is supported by the ``cited`` evidence texts, the item's ``facts``
-    (title, genres, people, year) and the user's ``request``; what is not."""
+    (title, genres, people, year) and the user's ``request``; what is not. A claim about the
+    user's own taste or history needs ``history_cited`` (evidence of their history)."""
+    reason = EVIDENCE_ID.sub(" ", reason)  # "(E14)": a citation marker, not a claim
     about_item = " ".join([*cited, facts])
     sources = f"{about_item} {request}"
     source_stems = {_stem(w) for w in _words(sources)}
@@ -114,8 +120,14 @@ def check_reason(reason: str, cited: list[str], facts: str, request: str) -> Ver
     # A genre counts even inside a clause that restates the request: "fits your taste for horror"
     # still says the film is horror.
     claimed = {genre for _, genre in genres.mentions(reason)}
-    unsupported = [f"genre '{g}'" for g in sorted(claimed - genres.named(about_item))]
+    named = genres.named(about_item)
+    unsupported = [f"genre '{g}'" for g in sorted(claimed - named)]
+    unsupported += [f"'not {g}'" for g in sorted(_denied_genres(reason) & named)]
+    if not history_cited and (about_user := ABOUT_THE_USER.search(reason)):
+        unsupported.append(f"'{about_user.group(0)}' with no evidence of the user's history")
     years = {int(y) for y in re.findall(r"\b(1[89]\d\d|20\d\d)\b", about_item)}
+    # A year said of the film must be the film's (or its evidence's), not only the request's.
+    unsupported += [f"year '{y}'" for y in re.findall(r"\b(1[89]\d\d|20\d\d)\b", claim) if int(y) not in years]
     for match in DECADE.finditer(claim):  # "from the nineties": a year of the item must fall in it
         start = 1900 + (int(match.group(1)) if match.group(1) else DECADE_WORDS[match.group(2).casefold()])
         if not any(start <= y < start + 10 for y in years):
@@ -130,6 +142,13 @@ def check_reason(reason: str, cited: list[str], facts: str, request: str) -> Ver
     if content and (len(content) - len(missing)) / len(content) < CONTENT_SUPPORT:
         unsupported.append("words not in the evidence: " + ", ".join(missing[:4]))
     return Verdict(not unsupported, unsupported)
+
+
+def _denied_genres(reason: str) -> set[str]:
+    """Genres the reason says the film is not ("but it is not a comedy")."""
+    folded = reason.casefold()
+    return {genre for start, genre in genres.mentions(reason)
+            if re.search(r"\b(?:not|isn't|is not|no|never)\s+(?:a\s+|an\s+)?$", folded[max(0, start - 12): start])}
 
 
 def stems(text: str) -> set[str]:

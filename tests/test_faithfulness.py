@@ -59,3 +59,26 @@ def test_the_extractive_reason_quotes_the_sentence_that_matches_the_request():
     liked = ledger.add_evidence("history", "Pulp Fiction (1994)", "56", "title")
     assert extractive_reason(Pick(item_id="24", reason="x", evidence=[liked.id]), ledger, "", 140) == \
         'Because you liked "Pulp Fiction (1994)".'
+
+
+@pytest.mark.parametrize("reason, supported", [
+    ("Gilligan's Island is a comedy film, but it is not a comedy film.", False),  # denies a genre it has
+    ("The African Queen is an adventure from 1936.", False),  # the request's year, not the film's
+    ("An adventure from 1951.", True),
+    ("It's an adventure that fits your taste and recent history.", False),  # no history cited
+    ("The image matches the description provided in the query.", True),  # about the request, no claim
+    ("The African Queen (1951) (E14)", True),  # a citation marker is no name
+])
+def test_calibrated_rules(reason, supported):
+    facts = "African Queen, The (1951) Action Adventure Romance War John Huston 1951"
+    if "Gilligan" in reason:
+        facts = "Gilligan's Island: The Movie (1998) Comedy 1998"
+    verdict = check_reason(reason, ["Two travellers go down a river in 1914."], facts, "an adventure set in 1936")
+    assert verdict.supported is supported, verdict.unsupported
+
+
+def test_a_claim_about_the_users_history_needs_history_evidence():
+    reason = "You liked Star Wars, and this is an adventure."
+    facts = "Empire Strikes Back, The (1980) Action Adventure 1980"
+    assert not check_reason(reason, ["Star Wars (1977)"], facts, "something exciting").supported
+    assert check_reason(reason, ["Star Wars (1977)"], facts, "something exciting", history_cited=True).supported
