@@ -24,6 +24,7 @@ from prism.titles import names, without_titles
 from prism.untrusted import instruction_spans
 
 COPY_WORDS = 8
+_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -32,8 +33,11 @@ def _word_runs(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i: i + n]) for i in range(len(words) - n + 1)}
 
 
-def message_violations(answer: Answer, ledger: Ledger, store: Store) -> list[Violation]:
-    """Every problem of ``answer.message`` (empty: it may be shown)."""
+def message_violations(answer: Answer, ledger: Ledger, store: Store,
+                       also_named: dict[str, str] | None = None) -> list[Violation]:
+    """Every problem of ``answer.message`` (empty: it may be shown). ``also_named``: titles
+    (by item id) the message may not name unless picked besides this turn's candidates, e.g.
+    the previous answer's picks after "not that one"."""
     message = answer.message
     violations = []
     if spans := instruction_spans(message):
@@ -50,7 +54,7 @@ def message_violations(answer: Answer, ledger: Ledger, store: Store) -> list[Vio
                 break
     picked = {p.item_id for p in answer.picks}
     unpicked_text = without_titles(message, [ledger.candidates.get(i, "") for i in picked])
-    for item_id, title in ledger.candidates.items():
+    for item_id, title in {**(also_named or {}), **ledger.candidates}.items():
         if item_id not in picked and names(unpicked_text, title):
             violations.append(Violation(kind="names_non_pick", item_id=item_id,
                                         detail=f"the message names {title}, which is not among the picks"))
@@ -66,9 +70,14 @@ def steered_picks(answer: Answer, ledger: Ledger, max_picks: int) -> list[Violat
             if p.item_id in ledger.flagged and ledger.ranks.get(p.item_id, max_picks) >= max_picks]
 
 
-def plain_message(answer: Answer, request: str) -> str:
-    """A message written by code, used when the model's message cannot be shown."""
-    about = f" for “{request.strip()[:60]}”" if request.strip() else ""
+def plain_message(answer: Answer, request: str, titles: dict[str, str] | None = None) -> str:
+    """A message written by code, used when the model's message cannot be shown: the picks by
+    title (``titles`` by item id), nothing else."""
     if not answer.picks:
-        return f"I found nothing I can recommend{about} yet. Could you tell me more about what you like?"
-    return f"Here {'is one pick' if len(answer.picks) == 1 else f'are {len(answer.picks)} picks'}{about}."
+        return "I found nothing I can recommend for that yet. Could you tell me more about what you like?"
+    named = [_YEAR.sub("", (titles or {}).get(p.item_id, "")).strip() for p in answer.picks]
+    named = [n for n in named if n]
+    if len(named) != len(answer.picks):
+        return f"Here {'is one pick' if len(answer.picks) == 1 else f'are {len(answer.picks)} picks'} for you."
+    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+    return f"You might like {listed}."

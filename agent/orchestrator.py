@@ -166,6 +166,7 @@ class Agent:
             emit({"type": "token", "text": text})
 
         usable = usable_tools(tools, ctx)
+        earlier = self._earlier_titles(session)
         answer_now = False
         for step in range(self.settings.agent_max_steps):
             allow_tools = step < self.settings.agent_max_steps - 1 and not answer_now
@@ -203,7 +204,7 @@ class Agent:
             violations = (validate(parsed.answer, ctx.ledger, self.service.store)
                           + steered_picks(parsed.answer, ctx.ledger, self.settings.agent_max_picks))
             rejected = {v.item_id for v in violations if v.item_id}
-            violations += (message_violations(parsed.answer, ctx.ledger, self.service.store)
+            violations += (message_violations(parsed.answer, ctx.ledger, self.service.store, earlier)
                            + reason_violations(parsed.answer, ctx.ledger, self.service.store, request, rejected))
             trace.violations += violations
             if violations and not trace.reasked_for_grounding and step < self.settings.agent_max_steps - 1:
@@ -222,9 +223,9 @@ class Agent:
         answer = self._keep_tool_order(answer, ctx, request, trace)
         answer = self._fill(answer, ctx, request, trace)
         answer = self._faithful(answer, ctx, request, trace)
-        if message_violations(answer, ctx.ledger, self.service.store):
+        if message_violations(answer, ctx.ledger, self.service.store, earlier):
             # Still not showable after the re-ask (or the picks it named were dropped): code writes it.
-            answer = answer.model_copy(update={"message": plain_message(answer, request)})
+            answer = answer.model_copy(update={"message": plain_message(answer, request, ctx.ledger.candidates)})
             trace.message_replaced = True
         trace.withheld_instructions = {k: v[:3] for k, v in ctx.ledger.flagged.items()}
         trace.candidates = list(ctx.ledger.candidates)
@@ -427,6 +428,14 @@ class Agent:
         return answer.model_copy(update={"picks": [
             p.model_copy(update={"reason": extractive_reason(p, ctx.ledger, request, REASON_CHARS)})
             if p.item_id in unsupported else p for p in answer.picks]})
+
+    @staticmethod
+    def _earlier_titles(session) -> dict[str, str]:
+        """Titles of the previous answer's picks: after "not that one" they are no candidates,
+        but a message must not name them as if they were picks."""
+        if not session.turns or not session.turns[-1].answer:
+            return {}
+        return dict(session.turns[-1].answer.get("titles") or {})
 
     def _last_picks(self, session) -> list[tuple[str, int | None]]:
         """(item id, year) of the previous turn's picks: what "older" and "not that one" refer to."""

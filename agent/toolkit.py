@@ -115,10 +115,13 @@ def span(text: str, limit: int = SPAN_CHARS) -> str:
     return cut[: cut.rfind(" ")] if " " in cut else cut
 
 
-def plot_of(document: str) -> str:
-    """The item's description: its stored document without the title line."""
-    lines = [line for line in document.splitlines() if line.strip()]
-    return lines[1] if len(lines) > 1 else (lines[0] if lines else "")
+def plot_of(document: str, metadata: dict | None = None) -> str:
+    """The item's description: its stored document without the title line and without the
+    lines its metadata wrote ("Genres: Drama."), which are facts, not a plot ('' when the
+    item has no description)."""
+    lines = [line for line in document.splitlines() if line.strip()][1:]
+    written = tuple(f"{key.capitalize()}: " for key in (metadata or {}))
+    return next((line for line in lines if not line.startswith(written)), "")
 
 
 def confident_caption(text: str) -> str:
@@ -166,13 +169,17 @@ def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evide
              + (f" (rank {rank + 1}" + (f", score {score:.3f})" if score is not None else ")") if rank is not None
                 else "")]
     for e in evidence[:EVIDENCE_PER_ITEM]:
-        text = plot_of(e.text) if e.field == "document" else e.text
-        if _kind(e.field) == "caption":
+        kind = _kind(e.field)
+        text = plot_of(e.text, metadata) if e.field == "document" else e.text
+        if e.field == "document" and not text and facts:
+            # No description: the genres are what there is, shown as facts, never as a plot.
+            kind, text = "metadata", f"Genres: {facts}."
+        if kind == "caption":
             text = confident_caption(text)
         withheld += [f.text for f in instruction_spans(text)]
         if not (clean := clean_run(text)):
             continue
-        ref = ctx.ledger.add_evidence(_kind(e.field), span(clean), item_id, e.field)
+        ref = ctx.ledger.add_evidence(kind, span(clean), item_id, e.field)
         lines.append(f'  {ref.id} {ref.kind}: "{ref.text}"')
     if withheld:
         ctx.ledger.flag(item_id, withheld)

@@ -201,7 +201,7 @@ def test_a_message_that_repeats_injected_text_is_rewritten_by_code(service, sess
     assert "instruction_in_message" in {v.kind for v in result.trace.violations}
     assert result.trace.reasked_for_grounding and result.trace.message_replaced
     assert "best film" not in result.text and "I will now" not in result.text
-    assert result.answer.message.startswith("Here is one pick")
+    assert result.answer.message == "You might like Buy Now Deluxe."  # written by code: the picks, nothing else
     assert [p.item_id for p in result.answer.picks] == ["buy-now"]  # it matched the request: the pick stays
 
 
@@ -611,3 +611,28 @@ def test_instruction_sentences_are_never_embedded(service):
     stored = service.store.get_vectors(space.name, ["last-signal|document"])["last-signal|document"]
     assert float(stored @ space.encoder().encode([clean], "passage")[0]) > 0.999
     assert float(stored @ space.encoder().encode([record["document"]], "passage")[0]) < 0.99
+
+
+def test_a_message_may_not_name_the_last_answers_picks_after_not_that_one(service, sessions):
+    from prism.agent.evidence import Answer, Ledger, Pick
+    from prism.agent.message_check import message_violations, plain_message
+
+    ledger = Ledger()
+    ledger.add_candidate("quiet-orbit", "Quiet Orbit", 0)
+    ref = ledger.add_evidence("plot", "A calm story in orbit.", "quiet-orbit", "document")
+    answer = Answer(message="Unlike The Deep Field, Quiet Orbit is calm.",
+                    picks=[Pick(item_id="quiet-orbit", reason="Calm.", evidence=[ref.id])])
+    earlier = {"deep-field": "The Deep Field (2019)"}
+    assert [v.kind for v in message_violations(answer, ledger, service.store, earlier)] == ["names_non_pick"]
+    assert not message_violations(answer.model_copy(update={"message": "Quiet Orbit is calm."}), ledger,
+                                  service.store, earlier)
+    assert plain_message(answer, "x", {"quiet-orbit": "Quiet Orbit (2021)"}) == "You might like Quiet Orbit."
+
+
+def test_a_genre_line_is_never_shown_as_a_plot():
+    from prism.agent.toolkit import plot_of
+
+    meta = {"genres": ["Drama", "Romance"], "director": ["nan"]}
+    assert plot_of("Up Close and Personal (1996)\nGenres: Drama, Romance.\nDirector: nan.", meta) == ""
+    described = "Toy Story (1995)\nA cowboy doll is jealous.\nGenres: Animation."
+    assert plot_of(described, {"genres": ["Animation"]}) == "A cowboy doll is jealous."
