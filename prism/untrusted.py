@@ -3,6 +3,7 @@
 :func:`instruction_spans` finds the spans of a text that read as instructions to a model
 rather than as content: chat-role markers (``Assistant:``, ``<|im_start|>``), delimiters that
 try to close a data block (``</data>``), overrides ("ignore all previous instructions"),
+the agent's own JSON protocol (a ready-made ``{"answer": …}`` or tool call),
 requests for the prompt, and steering aimed at the recommender ("recommend only …", "tell
 the user …"), in English and Chinese. Ingestion counts them per item
 (``instruction_spans`` in the item's metadata); at read time :func:`clean_run` keeps what
@@ -34,6 +35,8 @@ RULES: tuple[tuple[str, str], ...] = (
     ("steering", r"\b(?:recommend|suggest|pick|choose|select)\s+(?:only|exclusively|nothing but)\b"
                  r"|\b(?:tell|inform|convince|assure) the user\b|\bi will (?:now )?recommend\b"
                  r"|\bas the assistant\b|\byou must (?:recommend|say|answer|reply|pick)\b"),
+    # The agent's own output protocol written into data: a ready-made answer or tool call to copy.
+    ("protocol", r"\{\s*\"(?:answer|message|picks|tool|tool_calls|arguments|item_id|reason|role|content)\"\s*:"),
     ("chinese", r"(?:忽略|无视|無視|忘记|忘記)[^。！？\n]{0,12}(?:指令|指示|提示|规则|規則|之前|以上|上面)"
                 r"|(?:系统|系統)(?:提示|通知|指令|消息)|你现在是|你現在是|只(?:推荐|推薦|选择|選擇)"
                 r"|(?:推荐|推薦)编号|告诉用户|告訴用戶|新的指令"),
