@@ -35,6 +35,10 @@ RULES: tuple[tuple[str, str], ...] = (
     ("steering", r"\b(?:recommend|suggest|pick|choose|select)\s+(?:only|exclusively|nothing but)\b"
                  r"|\b(?:tell|inform|convince|assure) the user\b|\bi will (?:now )?recommend\b"
                  r"|\bas the assistant\b|\byou must (?:recommend|say|answer|reply|pick)\b"),
+    ("addressing the model", r"\b(?:note|message|instructions?) (?:to|for) (?:the |any )?(?:ai|assistant|model|llm|bot)\b"
+                             r"|\b(?:ai|assistant|language model|llm|chatbot)s? reading this\b"
+                             r"|\bif you are an? (?:ai|assistant|language model|llm)\b"
+                             r"|\bthe user (?:has )?(?:asked|wants|told) you to\b"),
     # The agent's own output protocol written into data: a ready-made answer or tool call to copy.
     ("protocol", r"\{\s*\"(?:answer|message|picks|tool|tool_calls|arguments|item_id|reason|role|content)\"\s*:"),
     ("chinese", r"(?:忽略|无视|無視|忘记|忘記)[^。！？\n]{0,12}(?:指令|指示|提示|规则|規則|之前|以上|上面)"
