@@ -14,6 +14,8 @@ preference removes matching items (by genre or title) before the model sees them
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,12 +191,15 @@ def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evide
 
 def _constrained(ctx: TurnContext, hits: list, **read) -> tuple[list, str]:
     """``hits`` under the turn's stated constraints, and a note for the model (see
-    :mod:`prism.agent.constraints`); when nothing meets them, the hits as they were, saying so."""
+    :mod:`prism.agent.constraints`). When nothing meets them, the years are relaxed, saying so;
+    what the user ruled out ("not that one", "no horror") stays out."""
     if not ctx.constraints:
         return hits, ""
     kept = stated.rank(hits, ctx.constraints, **read)
     if not kept and hits:
-        return hits, f"no item meets the stated constraints ({ctx.constraints.describe()}); the closest:\n"
+        relaxed = dataclasses.replace(ctx.constraints, year_min=None, year_max=None)
+        closest = stated.rank(hits, relaxed, **read)
+        return closest, f"no item meets the stated constraints ({ctx.constraints.describe()}); the closest:\n"
     return kept, f"ordered by the stated constraints ({ctx.constraints.describe()}):\n"
 
 

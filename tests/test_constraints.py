@@ -57,7 +57,7 @@ def test_stated_constraints_order_and_filter_what_the_model_sees(tmp_path, demo_
         seen.append(block)
         return reply
 
-    agent = Agent(service, ScriptedChat([answer] * 3), sessions)
+    agent = Agent(service, ScriptedChat([answer] * 4), sessions)
     first = agent.run_turn("c1", "a funny animated film for a family evening")
     assert first.trace.constraints == "wants animation, comedy, family"
     shown = re.findall(r"^item (\S+):", seen[0], re.M)
@@ -74,6 +74,12 @@ def test_stated_constraints_order_and_filter_what_the_model_sees(tmp_path, demo_
     agent.run_turn("c1", "not that one, something older")
     later = re.findall(r"^item (\S+):", seen[2], re.M)
     assert later and picked not in later and all(service.get_item(i)["metadata"]["year"] < year for i in later)
+
+    # Nothing is that old: the years give way, what the user ruled out does not.
+    again = agent.run_turn("c1", "not that one either, something from before 1900")
+    closest = re.findall(r"^item (\S+):", seen[3], re.M)
+    assert "no item meets the stated constraints" in seen[3] and closest
+    assert again.answer.picks[0].item_id not in {picked} and later[0] not in closest
 
 
 @pytest.mark.parametrize("request_text, says", [
