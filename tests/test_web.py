@@ -48,7 +48,7 @@ def test_send_a_message_upload_an_image_and_get_cards(browser, api_home, demo_ca
         assert "search_catalog" in page.locator("#steps").inner_text()
 
         page.set_input_files("#image", str(demo_catalog / "query-cat.jpg"))
-        page.fill("#text", "something like this picture")
+        page.fill("#text", "something like this picture, with a cat")
         page.click("#send")
         page.locator(".cards").nth(1).locator(".card").first.wait_for(timeout=60_000)
         second = page.locator(".cards").nth(1).locator(".card").first
@@ -56,7 +56,7 @@ def test_send_a_message_upload_an_image_and_get_cards(browser, api_home, demo_ca
         page.wait_for_function("document.querySelectorAll('.card img[src^=\"blob:\"]').length >= 2", timeout=30_000)
         steps = page.locator("#steps").inner_text()
         assert steps.rindex("search_by_image") < steps.rindex("search_catalog")
-        assert page.locator(".msg.prism").nth(1).inner_text() == "For 'something like this picture', try this."
+        assert page.locator(".msg.prism").nth(1).inner_text() == "For 'something like this picture, with a cat', try this."
         SCREENSHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "web-chat.png"), full_page=True)
         assert not errors, errors
