@@ -20,11 +20,10 @@ import re
 
 from prism.agent.evidence import Answer, Ledger, Violation
 from prism.store import Store
-from prism.titles import names, without_titles
+from prism.titles import bare_title, names, without_titles
 from prism.untrusted import instruction_spans
 
 COPY_WORDS = 8
-_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -75,7 +74,7 @@ def plain_message(answer: Answer, request: str, titles: dict[str, str] | None = 
     title (``titles`` by item id), nothing else."""
     if not answer.picks:
         return "I found nothing I can recommend for that yet. Could you tell me more about what you like?"
-    named = [_YEAR.sub("", (titles or {}).get(p.item_id, "")).strip() for p in answer.picks]
+    named = [bare_title((titles or {}).get(p.item_id, "")) for p in answer.picks]
     named = [n for n in named if n]
     if len(named) != len(answer.picks):
         return f"Here {'is one pick' if len(answer.picks) == 1 else f'are {len(answer.picks)} picks'} for you."

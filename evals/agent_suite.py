@@ -23,9 +23,9 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +38,6 @@ from prism.service import PrismService
 from prism.titles import names, without_titles
 from prism.untrusted import looks_like_instruction
 
-ITEM_LINE = re.compile(r"^item (\S+):", re.MULTILINE)
 SUITE_CHECKPOINT = "agent-suite"
 # Evidence about the user (their history, their image or voice) may back any pick.
 ABOUT_THE_USER = {"history", "user_image", "user_voice"}
@@ -46,7 +45,7 @@ ABOUT_THE_USER = {"history", "user_image", "user_voice"}
 # A turn runner answers one request, as ``prism.agent.Agent.run_turn`` does: it is called as
 # run(session_id, text, image=..., audio=..., user_id=...) and returns an object with
 # ``request``, ``answer`` (message, picks: item_id, reason, evidence), ``evidence`` (id →
-# {kind, item_id, text}), ``text`` and ``trace`` (steps with kind and output, reasons,
+# {kind, item_id, text}), ``text`` and ``trace`` (candidates, steps, reasons,
 # supported_reasons, latency_seconds, tokens, fallback, message_replaced, below_top,
 # constraints). The surface that runs the suite builds it (evals and the agent sit side by
 # side and never import each other).
@@ -167,8 +166,7 @@ def constraint_violations(svc: PrismService, first: list[str], second: list[str]
 def score_turn(svc: PrismService, case: Case, result: Any) -> dict:
     """What one agent turn showed the user, checked by the suite itself."""
     answer, trace = result.answer, result.trace
-    candidates = set(getattr(trace, "candidates", None) or
-                     ITEM_LINE.findall("\n".join(s.output or "" for s in trace.steps if s.kind == "tool")))
+    candidates = set(trace.candidates)
     records = svc.store.get_items(sorted(candidates | {p.item_id for p in answer.picks}))
     picked = {p.item_id for p in answer.picks}
     grounding = supported = 0

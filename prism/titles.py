@@ -10,10 +10,15 @@ _ARTICLE = re.compile(r"^(.*), (The|A|An)$")
 MIN_TITLE_CHARS = 4
 
 
+def bare_title(title: str) -> str:
+    """A catalog title without its trailing year ("Matrix, The (1999)" → "Matrix, The")."""
+    return _YEAR.sub("", title).strip()
+
+
 def title_forms(title: str) -> list[str]:
     """How a message may name a catalog title: without its year, and with a trailing article
     moved to the front ("Matrix, The (1999)" → "Matrix, The", "The Matrix")."""
-    bare = _YEAR.sub("", title).strip()
+    bare = bare_title(title)
     forms = [bare]
     if match := _ARTICLE.match(bare):
         forms.append(f"{match.group(2)} {match.group(1)}")

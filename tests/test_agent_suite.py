@@ -89,7 +89,8 @@ def test_wilson_interval():
 def _turn(picks, message, evidence, request="a comedy about toys", steps=()):
     answer = SimpleNamespace(message=message, picks=[SimpleNamespace(item_id=i, reason=r, evidence=e)
                                                      for i, r, e in picks])
-    trace = SimpleNamespace(steps=[SimpleNamespace(kind="tool", output=o) for o in steps], reasons=len(picks),
+    candidates = [re.match(r"item (\S+):", o).group(1) for o in steps]
+    trace = SimpleNamespace(candidates=candidates, steps=[], reasons=len(picks),
                             supported_reasons=len(picks), latency_seconds=1.0, prompt_tokens=10, completion_tokens=5,
                             fallback=False, message_replaced=False, below_top=[], constraints="")
     return SimpleNamespace(request=request, answer=answer, evidence=evidence, text=message, trace=trace)
