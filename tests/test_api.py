@@ -144,6 +144,35 @@ def test_a_decompression_bomb_and_reserved_keys_are_4xx_not_500(api, tmp_path):
     assert response.status_code == 422 and "reserved" in response.json()["detail"]
 
 
+def multipart(fields: dict[str, bytes], boundary: str = "prism-test-boundary") -> tuple[bytes, dict]:
+    """A multipart/form-data body of raw text ``fields`` (bytes as given, not re-encoded)."""
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n".encode() + value + b"\r\n"
+                    for name, value in fields.items()) + f"--{boundary}--\r\n".encode()
+    return body, {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_form_fields_that_are_not_utf8_are_refused_naming_the_field(api):
+    url, _ = api
+    good = '{"item_id": "utf8-ok", "title": "Café Lumière", "description": "A quiet film about trains."}'
+    body, headers = multipart({"item": good.encode("utf-8")})
+    response = httpx.post(f"{url}/v1/items", content=body, headers=headers, timeout=120)
+    assert response.status_code == 200, response.text
+    assert httpx.get(f"{url}/v1/items/utf8-ok").json()["metadata"]["title"] == "Café Lumière"
+    # The same record in Latin-1 is not UTF-8: Starlette would have read it as "Café" silently.
+    body, headers = multipart({"item": good.replace("utf8-ok", "latin1").encode("latin-1")})
+    response = httpx.post(f"{url}/v1/items", content=body, headers=headers)
+    assert response.status_code == 400 and response.json()["detail"] == "form field 'item' is not valid UTF-8"
+    assert httpx.get(f"{url}/v1/items/latin1").status_code == 404
+    body, headers = multipart({"session_id": b"api-utf8", "text": b"a film \xff\xfe about cats"})
+    response = httpx.post(f"{url}/v1/chat", content=body, headers=headers)
+    assert response.status_code == 400 and "'text' is not valid UTF-8" in response.json()["detail"]
+    urlencoded = {"content-type": "application/x-www-form-urlencoded"}
+    response = httpx.post(f"{url}/v1/chat", content=b"session_id=api-utf8&text=cats+%FF%FE", headers=urlencoded)
+    assert response.status_code == 400 and "'text' is not valid UTF-8" in response.json()["detail"]
+    events = chat(url, "api-utf8", "un film sur les chats, très calme")
+    assert events[-1][0] == "answer"
+
+
 def test_a_rejected_item_leaves_no_uploaded_files_behind(api, api_home, demo_catalog):
     url, _ = api
     media = api_home["home"] / "media"

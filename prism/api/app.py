@@ -28,6 +28,7 @@ from fastapi.staticfiles import StaticFiles
 
 from prism.agent.llm import ChatModel
 from prism.api.context import LOOPBACK, ApiContext, auth_required, bearer_guard, public_message
+from prism.api.form_text import StrictFormText, refuse_invalid_form_text
 from prism.api.routes import chat, health, items, openai_facade, recommend, sessions
 from prism.api.uploads import UploadError
 from prism.errors import InputError, PrismError
@@ -62,6 +63,7 @@ def create_app(service: PrismService | None = None, llm: ChatModel | None = None
     app = FastAPI(title="Prism", version="0.1.0", lifespan=lifespan,
                   description="Multimodal, explainable recommendations and a conversational agent.")
     app.state.prism = prism
+    app.add_middleware(StrictFormText)
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError):
@@ -76,7 +78,7 @@ def create_app(service: PrismService | None = None, llm: ChatModel | None = None
         detail = public_message(exc.detail) if isinstance(exc.detail, str) else exc.detail
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
-    guarded = [Depends(bearer_guard(settings, host, token))]
+    guarded = [Depends(bearer_guard(settings, host, token)), Depends(refuse_invalid_form_text)]
     for resource in (chat, sessions, recommend, items, openai_facade):
         app.include_router(resource.router, dependencies=guarded)
     app.include_router(health.router)
