@@ -110,8 +110,8 @@ def check_key(key: object) -> str:
         raise ValueError(f"field name {key!r} is empty")
     if len(key) > KEY_MAX_CHARS:
         raise ValueError(f"field name '{key[:KEY_MAX_CHARS]}…' is {len(key)} characters, over {KEY_MAX_CHARS}")
-    if key.startswith(("#", "chroma:")) or key in INTERNAL_KEYS:
-        raise ValueError(f"field name {key!r} is reserved (names starting with '#' or 'chroma:', and "
+    if key.startswith(("#", "chroma:", "$")) or key in INTERNAL_KEYS:
+        raise ValueError(f"field name {key!r} is reserved (names starting with '#', '$' or 'chroma:', and "
                          f"{', '.join(sorted(INTERNAL_KEYS))})")
     if any(not c.isprintable() for c in key):
         raise ValueError(f"field name {key!r} holds control characters")
@@ -121,6 +121,9 @@ def check_key(key: object) -> str:
 def _check_value(key: str, value: object) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"field '{key}' is {value}, not a finite number")
+    # The store keeps 64-bit integers; a larger one would silently become a float.
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ValueError(f"field '{key}' is {value}, outside the 64-bit integer range")
 
 
 def parse_item(record: object, base: Path, confine: bool = True) -> CatalogItem:
@@ -161,13 +164,16 @@ def parse_item(record: object, base: Path, confine: bool = True) -> CatalogItem:
     for key, value in extra.items():
         check_key(key)
         _check_value(key, value)
+        if value is None:  # absent, as at the top level
+            continue
         if isinstance(value, str):
             if value.strip():
                 metadata[key] = value.strip()
         elif isinstance(value, (bool, int, float)):
             metadata[key] = value
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            metadata[key] = [v for v in value if v]
+            if strings := [v for v in value if v]:  # an empty list is absent, like an empty string
+                metadata[key] = strings
         else:
             raise ValueError(f"field '{key}' must be text, a number, a boolean or a list of strings")
     return CatalogItem(item_id=str(item_id).strip(), title=title.strip(), texts=texts,

@@ -47,10 +47,18 @@ def test_wrong_types_name_the_field(tmp_path, record, field):
     ({"item_id": "x", "title": "T", "rating": float("nan")}, "not a finite number"),
     ({"item_id": "x", "title": "T", "metadata": {"score": float("inf")}}, "not a finite number"),
     ({"item_id": "a/b", "title": "T"}, "slash"),
+    ({"item_id": "x", "title": "T", "$and": "x"}, "reserved"),  # the store's filter operators
+    ({"item_id": "x", "title": "T", "votes": 2**63}, "64-bit"),  # the store would keep a float
 ])
 def test_keys_the_store_reserves_and_non_finite_numbers_are_rejected_with_a_reason(tmp_path, record, problem):
     with pytest.raises(ValueError, match=problem):
         parse_item(record, tmp_path)
+
+
+def test_empty_values_are_absent_at_any_level(tmp_path):
+    item = parse_item({"item_id": "x", "title": "T", "tags": ["", ""], "cast": [], "note": None,
+                       "metadata": {"studio": None, "genres": ["", "Drama"], "votes": -(2**63)}}, tmp_path)
+    assert item.metadata == {"genres": ["Drama"], "votes": -(2**63)}
 
 
 def test_bad_lines_become_error_rows_and_good_rows_survive(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from catalog_fuzz import store_problems
 
 from prism.service import PrismService
 from prism.settings import Settings
@@ -164,16 +165,8 @@ def test_two_writes_of_one_item_at_once_leave_its_record_and_vectors_in_step(set
             t.start()
         for t in threads:
             t.join()
-        record = service.get_item("twin")
-        title = record["metadata"]["title"]
-        fields = set()
-        for name in service.store.spaces():
-            got = service.store.collection(name).get(where={"item_id": "twin"}, include=["metadatas"])
-            fields |= {m["field"] for m in got["metadatas"]}
-            assert {m["title"] for m in got["metadatas"]} <= {title}, f"{name} holds another version's vectors"
-        expected = {"document", *(f"image:{i}" for i in range(record["metadata"]["n_images"])),
-                    *(d["field"] for d in record["derived"])}
-        assert fields == expected, (title, fields)
+        assert service.get_item("twin")["metadata"]["title"] in ("Version A", "Version B")
+        assert store_problems(service) == []
 
 
 def test_vectors_of_an_item_whose_record_was_never_written_are_never_shown(settings, demo_catalog):

@@ -21,6 +21,9 @@ router = APIRouter()
 async def add_item(item: str = Form(..., description="The catalog record as JSON (no media paths)."),
                    images: list[UploadFile] = File(default=[]), audio: list[UploadFile] = File(default=[]),
                    prism: ApiContext = Depends(context)):
+    size = len(item.encode("utf-8"))
+    if size > prism.settings.max_line_bytes:  # the limit a catalog line has in `prism ingest`
+        raise HTTPException(413, f"'item' is {size} bytes, over the limit of {prism.settings.max_line_bytes}")
     try:
         record = json.loads(item)
     except ValueError as exc:
