@@ -1,5 +1,5 @@
 """The HTTP API over a real uvicorn server on loopback, a real Chroma store, real models for
-search, captions and speech, and a policy-scripted chat model (tests/policy_chat.py)."""
+search, captions and speech, and a policy-scripted chat model (prism.agent.policy_chat)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 import httpx
 import pytest
 from conftest import serve_app
-from policy_chat import PolicyChat
+from prism.agent.policy_chat import PolicyChat
 
 from prism.api.app import create_app
 from prism.errors import PrismError
@@ -205,6 +205,25 @@ def test_items_are_ingested_with_uploaded_files_idempotently(api, demo_catalog):
     assert httpx.get(f"{url}/v1/items/api-item/audio/0").status_code == 404
     hits = httpx.post(f"{url}/v1/chat", data={"session_id": "api-5", "text": "a lighthouse keeper painting ships"})
     assert "api-item" in hits.text
+
+
+def test_search_finds_items_by_text_and_image_and_refuses_bad_filters(api, demo_catalog):
+    url, _ = api
+    response = httpx.post(f"{url}/v1/search", data={"text": "a lighthouse keeper painting ships", "k": 3})
+    assert response.status_code == 200, response.text
+    hits = response.json()["hits"]
+    assert len(hits) == 3 and hits[0]["evidence"]
+    with open(demo_catalog / "images" / "whiskers.jpg", "rb") as poster:
+        response = httpx.post(f"{url}/v1/search", data={"k": 2}, files={"image": ("p.jpg", poster, "image/jpeg")})
+    assert response.status_code == 200 and response.json()["query_caption"]
+    cli_like = httpx.post(f"{url}/v1/search", data={"text": "space", "where": json.dumps({"year": {"$lt": 1990}})})
+    assert cli_like.status_code == 200
+    assert all(h["metadata"].get("year", 0) < 1990 for h in cli_like.json()["hits"])
+    for data, problem in (({"text": "space", "where": "{oops"}, "'where' is not valid JSON"),
+                          ({"text": "space", "where": json.dumps({"$bogus": 1})}, "where"),
+                          ({"text": "  "}, "needs text"), ({"text": "space", "k": 0}, "k must be")):
+        response = httpx.post(f"{url}/v1/search", data=data)
+        assert response.status_code == 400 and problem in response.json()["detail"], (data, response.text)
 
 
 def test_recommend_returns_scores_reasons_and_evidence(api, api_home):

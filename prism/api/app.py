@@ -7,6 +7,7 @@ over it; nothing here computes a recommendation itself. One router per resource
 * ``POST /v1/chat``: one agent turn, streamed as Server-Sent Events;
 * ``GET /v1/sessions/{id}``: a chat session with its turns and traces;
 * ``POST /v1/recommend``: explained recommendations for a user;
+* ``POST /v1/search``: the nearest items to a text, image or voice query;
 * ``POST /v1/items``, ``GET /v1/items/{id}`` (+ ``/image/{n}``, ``/audio/{n}``);
 * ``POST /v1/chat/completions``: an OpenAI-compatible facade over the agent;
 * ``GET /healthz``: models loaded, Chroma reachable.
@@ -29,7 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from prism.agent.llm import ChatModel
 from prism.api.context import LOOPBACK, ApiContext, auth_required, bearer_guard, public_message
 from prism.api.form_text import StrictFormText, refuse_invalid_form_text
-from prism.api.routes import chat, health, items, openai_facade, recommend, sessions
+from prism.api.routes import chat, health, items, openai_facade, recommend, search, sessions
 from prism.api.uploads import UploadError
 from prism.errors import InputError, PrismError
 from prism.service import PrismService
@@ -79,7 +80,7 @@ def create_app(service: PrismService | None = None, llm: ChatModel | None = None
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     guarded = [Depends(bearer_guard(settings, host, token)), Depends(refuse_invalid_form_text)]
-    for resource in (chat, sessions, recommend, items, openai_facade):
+    for resource in (chat, sessions, recommend, search, items, openai_facade):
         app.include_router(resource.router, dependencies=guarded)
     app.include_router(health.router)
     app.mount("/web", StaticFiles(directory=health.WEB), name="web")

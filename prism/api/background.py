@@ -11,8 +11,10 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def serve_in_thread(app, startup_timeout: float = 600.0) -> Iterator[str]:
-    """Yield the base URL once the server has started (its lifespan, e.g. model warm-up, done)."""
+def serve_in_thread(app, startup_timeout: float = 600.0, stats: dict | None = None) -> Iterator[str]:
+    """Yield the base URL once the server has started (its lifespan, e.g. model warm-up, done).
+    On exit the server is asked to stop; ``stats`` (if given) receives ``shutdown_seconds`` and
+    ``stopped`` (False when it was still running 30 s later)."""
     # deferred: uvicorn loads only where a server is started
     import uvicorn
 
@@ -30,5 +32,8 @@ def serve_in_thread(app, startup_timeout: float = 600.0) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        asked = time.perf_counter()
         server.should_exit = True
         thread.join(timeout=30)
+        if stats is not None:
+            stats.update(shutdown_seconds=round(time.perf_counter() - asked, 2), stopped=not thread.is_alive())

@@ -1,5 +1,5 @@
-"""A scripted chat model for HTTP and browser tests, where requests arrive concurrently and
-in any order: its reply is a fixed function of the turn so far, not a queue of replies.
+"""A scripted chat model for the HTTP and browser tests and the soak bench (``bench/soak.py``),
+where requests arrive concurrently and in any order; never a user's chat model: its reply is a fixed function of the turn so far, not a queue of replies.
 
 Policy (the JSON-schema step protocol of ``agent.steps``): attached image and no caption
 yet → caption_image; attached voice and no transcript yet → transcribe_audio; no search
