@@ -10,8 +10,8 @@ import threading
 import httpx
 import pytest
 from conftest import serve_app
-from prism.agent.policy_chat import PolicyChat
 
+from prism.agent.policy_chat import PolicyChat
 from prism.api.app import create_app
 from prism.errors import PrismError
 from prism.service import PrismService

@@ -52,7 +52,7 @@ def test_random_catalog_lines_through_prism_ingest(tmp_path, fuzz_settings):
     catalog.write_bytes(b"".join(line.raw + b"\n" for line in LINES))
     env = {**os.environ, "PRISM_HOME": str(fuzz_settings.home), "PRISM_MULTILINGUAL_MODEL": "none"}
     done = subprocess.run([sys.executable, "-m", "prism.cli", "ingest", str(catalog), "--json"], env=env,
-                          capture_output=True, text=True, timeout=1800)
+                          capture_output=True, text=True, timeout=1800, check=False)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     bad = {f"catalog.jsonl:{n}" for n, line in enumerate(LINES, start=1) if not line.good}

@@ -20,7 +20,7 @@ def test_a_small_soak_keeps_every_promise(api_home, tmp_path):
     env = {**os.environ, "PRISM_MULTILINGUAL_MODEL": "none"}
     done = subprocess.run([sys.executable, str(BENCH), "--home", str(api_home["home"]), "--sessions", "3",
                            "--requests", "4", "--bad", "4", "--out", str(out)],
-                          env=env, capture_output=True, text=True, timeout=1200)
+                          env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["server_errors_5xx"] == 0 and result["transport_errors"] == 0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import serve_app
-from prism.agent.policy_chat import PolicyChat
 
+from prism.agent.policy_chat import PolicyChat
 from prism.api.app import create_app
 from prism.service import PrismService
 
