@@ -6,7 +6,10 @@ The message is free text, so it is checked before anyone reads it:
   sentence copied from an injected item description;
 * ``copied_from_data``: it repeats a run of :data:`COPY_WORDS` or more words of a candidate's
   stored text (the message talks to the user; quotes belong in the evidence);
-* ``names_non_pick``: it names a candidate that is not among the picks.
+* ``names_non_pick``: it names a candidate that is not among the picks;
+* ``unsupported_genre``: a sentence that names a pick calls it a genre its record and texts do
+  not name ("The Deep Field is a calm sci-fi film" of a documentary), or denies one they do.
+  Only sentences naming a pick are judged: "Here are calm films" restates the request.
 
 A pick is *steered* when its item's data held instruction-like text and the tools ranked it
 below the first ``max_picks`` of their result: nothing but the instruction would explain the
@@ -19,12 +22,14 @@ from __future__ import annotations
 import re
 
 from prism.agent.evidence import Answer, Ledger, Violation
+from prism.faithfulness import genre_claims, item_facts
 from prism.store import Store
 from prism.titles import bare_title, names, without_titles
 from prism.untrusted import instruction_spans
 
 COPY_WORDS = 8
 _WORD = re.compile(r"\w+", re.UNICODE)
+SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])|\n+")
 
 
 def _word_runs(text: str, n: int) -> set[tuple[str, ...]]:
@@ -57,6 +62,25 @@ def message_violations(answer: Answer, ledger: Ledger, store: Store,
         if item_id not in picked and names(unpicked_text, title):
             violations.append(Violation(kind="names_non_pick", item_id=item_id,
                                         detail=f"the message names {title}, which is not among the picks"))
+    return violations + genre_violations(message, [p.item_id for p in answer.picks], ledger.candidates, store)
+
+
+def genre_violations(message: str, picks: list[str], titles: dict[str, str], store: Store) -> list[Violation]:
+    """``unsupported_genre`` problems of ``message`` about the ``picks`` (titles by item id)."""
+    records = store.get_items(picks)
+    pick_titles = [titles.get(i, "") for i in picks]
+    violations = []
+    for sentence in SENTENCE_END.split(message):
+        about = [i for i in picks if titles.get(i) and names(sentence, titles[i])]
+        if not about:
+            continue
+        facts = " ".join(f"{item_facts(records.get(i))} {(records.get(i) or {}).get('document', '')}" for i in about)
+        # Genre words inside a title ("Romance in Manhattan") are part of the name, not a claim.
+        if problems := genre_claims(without_titles(sentence, pick_titles), facts):
+            named = ", ".join(bare_title(titles[i]) for i in about)
+            violations.append(Violation(kind="unsupported_genre", item_id=about[0],
+                                        detail=f"the message calls {named} {problems[0]}, which its record does "
+                                               "not say; say only what the evidence shows"))
     return violations
 
 

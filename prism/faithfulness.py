@@ -119,10 +119,7 @@ def check_reason(reason: str, cited: list[str], facts: str, request: str, histor
     claim = RESTATES.sub(" ", reason)
     # A genre counts even inside a clause that restates the request: "fits your taste for horror"
     # still says the film is horror.
-    claimed = {genre for _, genre in genres.mentions(reason)}
-    named = genres.named(about_item)
-    unsupported = [f"genre '{g}'" for g in sorted(claimed - named)]
-    unsupported += [f"'not {g}'" for g in sorted(_denied_genres(reason) & named)]
+    unsupported = genre_claims(reason, about_item)
     if not history_cited and (about_user := ABOUT_THE_USER.search(reason)):
         unsupported.append(f"'{about_user.group(0)}' with no evidence of the user's history")
     years = {int(y) for y in re.findall(r"\b(1[89]\d\d|20\d\d)\b", about_item)}
@@ -142,6 +139,15 @@ def check_reason(reason: str, cited: list[str], facts: str, request: str, histor
     if content and (len(content) - len(missing)) / len(content) < CONTENT_SUPPORT:
         unsupported.append("words not in the evidence: " + ", ".join(missing[:4]))
     return Verdict(not unsupported, unsupported)
+
+
+def genre_claims(text: str, about_item: str) -> list[str]:
+    """The genre claims of ``text`` that ``about_item`` (an item's facts and texts) does not
+    support: a genre it does not name, or "not <genre>" for a genre it names."""
+    denied = _denied_genres(text)
+    claimed = {genre for _, genre in genres.mentions(text)} - denied  # "not a comedy" claims no comedy
+    named = genres.named(about_item)
+    return [f"genre '{g}'" for g in sorted(claimed - named)] + [f"'not {g}'" for g in sorted(denied & named)]
 
 
 def _denied_genres(reason: str) -> set[str]:

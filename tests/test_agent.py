@@ -220,6 +220,30 @@ def test_a_message_naming_a_film_that_is_not_a_pick_is_reasked(service, sessions
     assert result.answer.message == "Quiet Orbit is the calmest one."
 
 
+def test_a_message_calling_a_pick_a_genre_it_is_not_is_reasked_then_written_by_code(service, sessions):
+    def claiming(call, message):
+        return {"answer": {"message": message, "picks": [
+            {"item_id": "deep-field", "reason": "A slow journey through galaxies.",
+             "evidence": evidence_of(call, "deep-field")[:1]}]}}
+
+    sci_fi = "The Deep Field is a great choice for a calm sci-fi space film."
+    request = "a slow, meditative journey through ten thousand galaxies"
+    llm = ScriptedChat([{"tool": "search_catalog", "arguments": {"query": request}},
+                        lambda call: claiming(call, sci_fi), lambda call: claiming(llm.calls[1], sci_fi)])
+    result = Agent(service, llm, sessions).run_turn("s4g", request)
+    assert [v.kind for v in result.trace.violations] == ["unsupported_genre"] * 2
+    assert "genre 'sci-fi'" in result.trace.violations[0].detail
+    assert result.trace.reasked_for_grounding and result.trace.message_replaced
+    assert result.answer.message == "You might like The Deep Field."
+    assert [p.item_id for p in result.answer.picks] == ["deep-field"]  # the message was wrong, not the pick
+
+    from prism.agent.message_check import genre_violations
+    titles = {"deep-field": "The Deep Field", "quiet-orbit": "Quiet Orbit"}
+    for fine in ("The Deep Field is a calm documentary.", "Here are calm sci-fi films for you.",
+                 "The Deep Field is not sci-fi, but it is calm."):
+        assert not genre_violations(fine, ["deep-field"], titles, service.store), fine
+
+
 def test_a_flagged_item_ranked_low_is_a_steered_pick():
     from prism.agent.evidence import Answer, Ledger, Pick
     from prism.agent.message_check import steered_picks
