@@ -5,7 +5,9 @@ The embedded model fills optional search filters it was never asked for, so filt
 come from the model: they come from the request and the conversation. :func:`parse` reads
 genres wanted ("a funny animated film" → comedy, animation), genres to avoid ("no sci-fi",
 "nothing scary"), years ("before 1980", "from the 90s", "something older" than the last
-answer's picks) and "not that one" (the last answer's picks are left out). :func:`rank`
+answer's picks) and "not that one" (the last answer's picks are left out). A turn that only
+refines the last one (:func:`is_refinement`) keeps the conversation's genres (:func:`carried`)
+and is searched by the earlier turn's topic. :func:`rank`
 keeps the tools' order among items that satisfy the hard constraints (years, avoided genres,
 left-out items) and moves items that match more of the wanted genres up.
 """
@@ -29,7 +31,7 @@ YEAR_PATTERNS: tuple[tuple[str, int | None, int | None], ...] = (
 # Words of a request that say nothing about the film wanted ("What should I watch tonight?").
 SMALL_TALK = GENERIC | STOP | set("""bored ideas idea please should would could tonight today picture image photo
 photos pictures one ones give find show tell anything need want wants what's i'm i'd i've you're let's just really
-maybe get got""".split())
+maybe get got either instead too also rather have""".split())
 NEGATION = r"(?:no|not|nothing|without|avoid|except|hate|don't want|do not want|not into|no more)"
 
 
@@ -80,6 +82,29 @@ def parse(request: str, previous_picks: list[tuple[str, int | None]] = ()) -> Co
                                     r"\banother one\b|\bseen (?:it|that)\b", text):
         found.exclude = {item_id for item_id, _ in previous_picks}
     return found
+
+
+REFINEMENT = (r"\bnot (?:that|this|those|these)(?: one| ones)?\b|\bsomething else\b|\banother one\b|\bseen (?:it|that)\b|"
+              r"\b(?:something |one |a bit |much )?(?:older|newer|earlier|later|more recent|less recent)\b|"
+              r"\b(?:before|after|since|from|until|in|of)\s*\d{4}\b|\b(?:the\s+)?(?:19)?[2-9]0'?s\b")
+
+
+def is_refinement(request: str) -> bool:
+    """Whether ``request`` only adjusts the last one ("Not that one, something older.", "no
+    horror", "from the 80s"): without its constraint words it says nothing about a film. Such
+    a turn is about the earlier turn's topic."""
+    if not request.strip() or genres.CJK.search(request):
+        return False
+    rest = genres.without(re.sub(REFINEMENT, " ", request.casefold()))
+    return not says_what_it_wants(re.sub(rf"\b{NEGATION}\b", " ", rest))
+
+
+def carried(stated: Constraints, earlier: Constraints) -> Constraints:
+    """``stated`` (this turn's constraints) with the genres wanted and avoided earlier in the
+    conversation, unless this turn states its own."""
+    wanted = stated.genres or (earlier.genres - stated.avoid)
+    return Constraints(genres=set(wanted), avoid=stated.avoid | (earlier.avoid - stated.genres),
+                       year_min=stated.year_min, year_max=stated.year_max, exclude=set(stated.exclude))
 
 
 def says_what_it_wants(request: str) -> bool:

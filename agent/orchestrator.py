@@ -105,6 +105,9 @@ class Trace(BaseModel):
     filled: list[str] = Field(default_factory=list, description="Best-ranked candidates code added to an answer "
                               "that picked fewer than agent_max_picks (with extractive reasons).")
     candidates: list[str] = Field(default_factory=list, description="Every item the tools showed the model.")
+    topic: str = Field("", description="What the turn searched as the user's words: the request, the words of "
+                       "their voice message, or for a turn that only refines the last one (\"not that one, something "
+                       "older\") the earlier turn's topic.")
     constraints: str = Field("", description="The constraints read from the user's words and applied to the "
                              "tools' results (prism.agent.constraints).")
     withheld_instructions: dict[str, list[str]] = Field(
@@ -141,12 +144,23 @@ class Agent:
         self.sessions.ensure(session_id, user_id)
         session = self.sessions.load(session_id)
         assert session is not None
+        stated = constraints.parse(request, self._last_picks(session))
+        topic = request
+        if session.turns and constraints.is_refinement(request):
+            # "Not that one, something older.": the same topic, with this turn's constraints added.
+            last = session.turns[-1]
+            topic = (last.trace or {}).get("topic") or last.request or request
+            stated = constraints.carried(stated, constraints.parse(topic))
+            if stated.exclude:  # "not that one (either)": nothing already shown on this topic
+                stated.exclude |= {p["item_id"] for t in session.turns if t.answer
+                                   and ((t.trace or {}).get("topic") or t.request) == topic
+                                   for p in t.answer.get("picks", [])}
         ctx = TurnContext(self.service, self.sessions, session_id, session.user_id, image=image, audio=audio,
                           preferences=list(session.preferences), k=self.settings.agent_candidates,
-                          constraints=constraints.parse(request, self._last_picks(session)))
+                          constraints=stated)
         tools = build_tools(ctx, filters=self.llm.native_tools)
-        trace = Trace(backend=self.llm.name, constraints=ctx.constraints.describe())
-        prefetched = self._prefetch(request, ctx, tools, trace, emit) if self.settings.agent_prefetch else ""
+        trace = Trace(backend=self.llm.name, constraints=ctx.constraints.describe(), topic=topic)
+        prefetched = self._prefetch(topic, ctx, tools, trace, emit) if self.settings.agent_prefetch else ""
         messages = self._opening(session, request, ctx, tools, prefetched)
         answer: Answer | None = None
         repairs_left = self.settings.agent_max_repairs
@@ -351,6 +365,7 @@ class Agent:
             if name == "transcribe_audio":
                 heard = [r.text for r in ctx.ledger.evidence.values() if r.kind == "user_voice"]
                 if heard and heard[-1].strip():
+                    trace.topic = trace.topic or heard[-1]
                     blocks.append(as_data("search_catalog", self._invoke(
                         "search_catalog", {"query": heard[-1]}, tools, trace, emit, prefetched=True)))
         return "\n".join(blocks)

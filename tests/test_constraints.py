@@ -71,7 +71,12 @@ def test_stated_constraints_order_and_filter_what_the_model_sees(tmp_path, demo_
 
     picked = first.answer.picks[0].item_id
     year = service.get_item(picked)["metadata"]["year"]
-    agent.run_turn("c1", "not that one, something older")
+    older = agent.run_turn("c1", "not that one, something older")
+    # A turn that only refines the last one keeps its topic and its genres.
+    assert older.trace.topic == "a funny animated film for a family evening"
+    assert older.trace.constraints.startswith("wants animation, comedy, family; up to ")
+    searched = [s.arguments for s in older.trace.steps if s.name == "search_catalog"]
+    assert searched[0] == {"query": "a funny animated film for a family evening"}
     later = re.findall(r"^item (\S+):", seen[2], re.M)
     assert later and picked not in later and all(service.get_item(i)["metadata"]["year"] < year for i in later)
 
@@ -80,6 +85,15 @@ def test_stated_constraints_order_and_filter_what_the_model_sees(tmp_path, demo_
     closest = re.findall(r"^item (\S+):", seen[3], re.M)
     assert "no item meets the stated constraints" in seen[3] and closest
     assert again.answer.picks[0].item_id not in {picked} and later[0] not in closest
+
+
+@pytest.mark.parametrize("request_text, refines", [
+    ("Not that one, something older.", True), ("no horror please", True), ("from the 80s", True),
+    ("not that one either, something from before 1900", True), ("anything newer?", True), ("a comedy instead", True),
+    ("Not that one, something older with pirates", False), ("a calm film about space", False), ("", False),
+    ("不要这个", False)])
+def test_a_turn_that_only_refines_the_last_one_is_told_apart(request_text, refines):
+    assert constraints.is_refinement(request_text) is refines
 
 
 @pytest.mark.parametrize("request_text, says", [
