@@ -33,12 +33,26 @@ def reason_violations(answer: Answer, ledger: Ledger, store: Store, request: str
     return violations
 
 
+TEXT_KINDS = ("plot", "caption", "transcript")
+
+
+def extractive_pick(pick: Pick, ledger: Ledger, request: str, limit: int) -> Pick:
+    """``pick`` with an :func:`extractive_reason`. A pick that cites no text of its item and no
+    history (only a genre line, say) first cites the item's own texts that the tools showed this turn, so that
+    the reason quotes the film rather than saying nothing ("It matched your request.")."""
+    cited = [ledger.evidence[e] for e in pick.evidence if e in ledger.evidence]
+    if not any(r.kind in (*TEXT_KINDS, "history") for r in cited):
+        own = [r.id for r in ledger.evidence.values() if r.item_id == pick.item_id and r.kind in TEXT_KINDS]
+        pick = pick.model_copy(update={"evidence": [*pick.evidence, *own[:2]]})
+    return pick.model_copy(update={"reason": extractive_reason(pick, ledger, request, limit)})
+
+
 def extractive_reason(pick: Pick, ledger: Ledger, request: str, limit: int) -> str:
     """A reason built by code from ``pick``'s evidence: the cited sentence that shares the most
     words with the request, or the history item behind it."""
     refs: list[EvidenceRef] = [ledger.evidence[e] for e in pick.evidence if e in ledger.evidence]
     history = [r for r in refs if r.kind == "history"]
-    texts = [r for r in refs if r.kind in ("plot", "caption", "transcript")]
+    texts = [r for r in refs if r.kind in TEXT_KINDS]
     wanted = stems(request)
     best, best_score = "", -1
     for ref in texts:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from prism.agent import constraints, render
 from prism.agent.evidence import USER_KINDS, Answer, Pick, Violation, drop_violations, validate
-from prism.agent.faithfulness import extractive_reason, reason_violations
+from prism.agent.faithfulness import extractive_pick, reason_violations
 from prism.agent.llm import ChatModel, LLMError, LLMReply
 from prism.agent.message_check import message_violations, plain_message, steered_picks
 from prism.agent.sessions import SessionStore, Turn
@@ -236,7 +236,7 @@ class Agent:
             trace.fallback = True
         answer = self._keep_tool_order(answer, ctx, request, trace)
         answer = self._fill(answer, ctx, request, trace)
-        answer = self._faithful(answer, ctx, request, trace)
+        answer = self._faithful(answer, ctx, trace.topic or request, trace)  # a voice turn: the words heard
         if message_violations(answer, ctx.ledger, self.service.store, earlier):
             # Still not showable after the re-ask (or the picks it named were dropped): code writes it.
             answer = answer.model_copy(update={"message": plain_message(answer, request, ctx.ledger.candidates)})
@@ -418,8 +418,7 @@ class Agent:
     def _code_pick(item_id: str, ctx: TurnContext, request: str) -> Pick:
         """A pick written by code: the item's first evidence and an extractive reason."""
         refs = [e.id for e in ctx.ledger.evidence.values() if e.item_id == item_id and e.kind not in USER_KINDS]
-        pick = Pick(item_id=item_id, reason="", evidence=refs[:1])
-        return pick.model_copy(update={"reason": extractive_reason(pick, ctx.ledger, request, REASON_CHARS)})
+        return extractive_pick(Pick(item_id=item_id, reason="", evidence=refs[:1]), ctx.ledger, request, REASON_CHARS)
 
     def _fill(self, answer: Answer, ctx: TurnContext, request: str, trace: Trace) -> Answer:
         """An answer that picked some but fewer than ``max_picks`` items, completed with the
@@ -441,8 +440,8 @@ class Agent:
         if not unsupported:
             return answer
         return answer.model_copy(update={"picks": [
-            p.model_copy(update={"reason": extractive_reason(p, ctx.ledger, request, REASON_CHARS)})
-            if p.item_id in unsupported else p for p in answer.picks]})
+            extractive_pick(p, ctx.ledger, request, REASON_CHARS) if p.item_id in unsupported else p
+            for p in answer.picks]})
 
     @staticmethod
     def _earlier_titles(session) -> dict[str, str]:

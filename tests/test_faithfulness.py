@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prism.agent.evidence import Ledger, Pick
-from prism.agent.faithfulness import extractive_reason
+from prism.agent.faithfulness import extractive_pick, extractive_reason
 from prism.faithfulness import check_reason
 
 FARGO_PLOT = ("Jerry works in his in-laws' car dealership and has gotten himself in financial problems. "
@@ -59,6 +59,17 @@ def test_the_extractive_reason_quotes_the_sentence_that_matches_the_request():
     liked = ledger.add_evidence("history", "Pulp Fiction (1994)", "56", "title")
     assert extractive_reason(Pick(item_id="24", reason="x", evidence=[liked.id]), ledger, "", 140) == \
         'Because you liked "Pulp Fiction (1994)".'
+
+
+def test_a_pick_citing_only_a_genre_line_gets_a_reason_from_its_own_plot():
+    ledger = Ledger()
+    ledger.add_candidate("24", "Fargo (1996)")
+    genres_line = ledger.add_evidence("details", "Genres: Crime, Drama, Thriller.", "24", "document")
+    plot = ledger.add_evidence("plot", FARGO_PLOT, "24", "document")
+    ledger.add_evidence("plot", "A cowboy doll is jealous of a spaceman.", "1", "document")
+    pick = extractive_pick(Pick(item_id="24", reason="x", evidence=[genres_line.id]), ledger, "a kidnap", 140)
+    assert pick.evidence == [genres_line.id, plot.id]
+    assert pick.reason == "He tries various schemes to come up with money, including hiring two men to kidnap his wife."
 
 
 @pytest.mark.parametrize("reason, supported", [
