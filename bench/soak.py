@@ -327,7 +327,8 @@ def main() -> None:
         poster = (DEMO_CATALOG / "images" / "whiskers.jpg").read_bytes()
         stats: dict = {}
         started = time.perf_counter()
-        with serve_in_thread(create_app(service, llm=PolicyChat(), host="127.0.0.1"), stats=stats) as url:
+        with serve_in_thread(create_app(service, llm=PolicyChat(), host="127.0.0.1"), stats=stats,
+                             grace=settings.api_shutdown_seconds) as url:
             setup = time.perf_counter() - started
             soak = Soak(url, users, poster, args.timeout)
             soak.baseline()

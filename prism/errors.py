@@ -21,5 +21,9 @@ class CheckpointError(PrismError):
     """A fusion checkpoint file is missing, unreadable, or not a Prism fusion checkpoint."""
 
 
+class Cancelled(PrismError):
+    """Work was stopped on request (a stopping server cancelled it) before it stored anything."""
+
+
 class NoCheckpointError(PrismError):
     """No fusion checkpoint is in service yet."""

@@ -18,6 +18,7 @@ checkpoint that cannot be loaded fails the run with a message saying to run ``pr
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from pydantic import BaseModel
 
 from prism import spaces
 from prism.catalog import CatalogItem, CatalogRow
-from prism.errors import PrismError
+from prism.errors import Cancelled, PrismError
 from prism.fusion.checkpoints import load_current
 from prism.settings import Settings
 from prism.store import Store, VectorEntry
@@ -104,15 +105,23 @@ def _batches(rows: Iterable[CatalogRow], size: int) -> Iterator[list[CatalogRow]
 class Ingestor:
     """Runs ingestion against one store with one set of settings."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, cancel: threading.Event | None = None) -> None:
+        """``cancel``, once set, stops the ingest at its next step (a caption, a transcript, an
+        encoder, the write) with :class:`Cancelled`; what was not yet written stays unwritten."""
         self.settings = settings
         self.store = store
         self.fingerprint = pipeline_fingerprint(settings)
+        self.cancel = cancel
+
+    def _go_on(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("the ingest was cancelled (the server is stopping); nothing of it was stored")
 
     def prepare(self, item: CatalogItem, content_hash: str, is_update: bool) -> Prepared:
         """Caption and transcribe an item's media; PrismError names the failing file."""
         prepared = Prepared(item=item, content_hash=content_hash, is_update=is_update)
         for index, path in enumerate(item.images):
+            self._go_on()
             image = load_image(path, self.settings.max_image_bytes)
             caption = caption_backend(self.settings).caption(image)
             name = f"caption:{index}"
@@ -123,6 +132,7 @@ class Ingestor:
             if caption.feature is not None:
                 prepared.image_features.append((f"image:{index}", np.asarray(caption.feature, dtype=np.float32)))
         for index, path in enumerate(item.audio):
+            self._go_on()
             result = transcribe_audio(TranscribeAudioInput(path=path), self.settings)
             prepared.derived.append({"kind": "transcript", "field": f"transcript:{index}", "source": path.name,
                                      "path": str(path),
@@ -148,6 +158,7 @@ class Ingestor:
         # Instruction-like sentences are flagged, never embedded: they must not decide what finds the item.
         embedded = [without_instructions(t) or p.item.title for p, _, t in texts]
         for space in spaces.text_spaces(self.settings):
+            self._go_on()
             vectors = space.encoder().encode(embedded, "passage")
             text_entries[space.name] = [VectorEntry(id=f"{p.item.item_id}|{name}", item_id=p.item.item_id, field=name,
                                                     text=text, vector=vec, metadata=filter_metadata(p.item))
@@ -156,6 +167,7 @@ class Ingestor:
         image_entries = [VectorEntry(id=f"{p.item.item_id}|{name}", item_id=p.item.item_id, field=name,
                                      text=p.item.title, vector=vec, metadata=filter_metadata(p.item))
                          for p in batch for name, vec in p.image_features]
+        self._go_on()
         with self.store.write_lock:
             for name, entries in text_entries.items():
                 self.store.delete_item_vectors(name, ids)
@@ -218,6 +230,8 @@ class Ingestor:
                     continue
                 try:
                     prepared.append(self.prepare(item, digest, is_update=item.item_id in stored))
+                except Cancelled:
+                    raise
                 except Exception as exc:  # one bad item must never stop the batch
                     reason = str(exc) if isinstance(exc, PrismError) else f"{type(exc).__name__}: {exc}"
                     summary.failed.append(Failure(source=source, item_id=item.item_id, reason=reason))

@@ -53,15 +53,16 @@ class PrismService:
                             confine=not self.settings.allow_media_outside_catalog)
         return Ingestor(self.settings, self.store).run(rows, limit=limit, on_batch=on_batch)
 
-    def ingest_item(self, record: dict, base: Path) -> IngestSummary:
+    def ingest_item(self, record: dict, base: Path, cancel: threading.Event | None = None) -> IngestSummary:
         """Ingest one item given as a catalog record (media paths relative to ``base``): the
-        same validation and pipeline as ``ingest``; a bad record is reported in ``failed``."""
+        same validation and pipeline as ``ingest``; a bad record is reported in ``failed``.
+        ``cancel``, once set, stops it at its next step (:class:`Cancelled`, nothing stored)."""
         try:
             item = parse_item(record, Path(base), confine=not self.settings.allow_media_outside_catalog)
             row = CatalogRow("request", item=item)
         except ValueError as exc:
             row = CatalogRow("request", error=str(exc))
-        return Ingestor(self.settings, self.store).run(iter([row]))
+        return Ingestor(self.settings, self.store, cancel).run(iter([row]))
 
     def search(self, text: str | None = None, image: Path | None = None, audio: Path | None = None,
                k: int = 10, where: dict | None = None) -> SearchResult:

@@ -139,6 +139,9 @@ class Settings(BaseSettings):
         "auto", description="Bearer-token auth: auto = on when bound beyond loopback; on needs api_token.")
     api_token: SecretStr | None = Field(None, description="The bearer token clients must send.")
     api_max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest accepted upload.")
+    api_shutdown_seconds: float = Field(5.0, ge=0, description="How long a stopping server waits for requests in "
+                                        "flight before it cancels them; an item upload being ingested then stops "
+                                        "at its next step and stores nothing.")
     api_warm: bool = Field(True, description="Load the chat model and encoders when the server starts "
                            "(false: on first use, e.g. for item-only workers).")
 

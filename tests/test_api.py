@@ -6,13 +6,16 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 
 import httpx
 import pytest
+from catalog_fuzz import store_problems
 from conftest import serve_app
 
 from prism.agent.policy_chat import PolicyChat
 from prism.api.app import create_app
+from prism.api.context import safe_name
 from prism.errors import PrismError
 from prism.service import PrismService
 from prism.tools.speech_synthesis import speak
@@ -184,6 +187,45 @@ def test_a_rejected_item_leaves_no_uploaded_files_behind(api, api_home, demo_cat
                                   files={"images": ("w.jpg", handle, "image/jpeg")})
         assert response.status_code == 422
     assert {p for p in media.rglob("*") if p.is_file()} == {p for p in before if p.is_file()}
+
+
+def test_a_stopping_server_cancels_an_upload_in_flight_and_stores_nothing(api_home, demo_catalog):
+    ended = threading.Event()
+    stats, outcome = {}, {}
+
+    class Watched(PrismService):
+        def ingest_item(self, *args, **kwargs):
+            try:
+                outcome["ingest"] = f"stored {super().ingest_item(*args, **kwargs).ingested}"
+                return None
+            except Exception as exc:
+                outcome["ingest"] = type(exc).__name__
+                raise
+            finally:
+                ended.set()
+
+    service = Watched(api_home["settings"])
+    posters = sorted((demo_catalog / "images").glob("*.jpg"))
+    files = [("images", (f"p{n}.jpg", posters[n % len(posters)].read_bytes(), "image/jpeg")) for n in range(12)]
+    item = json.dumps({"item_id": "cancelled-upload", "title": "Twelve Posters"})
+    with serve_app(create_app(service, llm=PolicyChat(), warm=False), stats=stats, grace=0.5) as url:
+        def upload():
+            try:
+                outcome["status"] = httpx.post(f"{url}/v1/items", data={"item": item}, files=files,
+                                               timeout=120).status_code
+            except httpx.HTTPError as exc:
+                outcome["error"] = type(exc).__name__
+        thread = threading.Thread(target=upload)
+        thread.start()
+        time.sleep(3.0)  # twelve posters to caption: the ingest is under way
+    thread.join(timeout=60)
+    # Uvicorn stops without waiting for the worker thread: wait for the ingest itself to end.
+    assert ended.wait(timeout=300) and outcome["ingest"] == "Cancelled", outcome
+    assert stats["stopped"] and outcome.get("status") in (503, None), (stats, outcome)  # None: connection closed
+    assert service.get_item("cancelled-upload") is None
+    assert store_problems(service) == []
+    media = api_home["home"] / "media"
+    assert not any(p.parent.name == safe_name("cancelled-upload") for p in media.rglob("*.jpg"))
 
 
 def test_items_are_ingested_with_uploaded_files_idempotently(api, demo_catalog):

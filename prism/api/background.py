@@ -11,9 +11,11 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def serve_in_thread(app, startup_timeout: float = 600.0, stats: dict | None = None) -> Iterator[str]:
+def serve_in_thread(app, startup_timeout: float = 600.0, stats: dict | None = None,
+                    grace: float | None = None) -> Iterator[str]:
     """Yield the base URL once the server has started (its lifespan, e.g. model warm-up, done).
-    On exit the server is asked to stop; ``stats`` (if given) receives ``shutdown_seconds`` and
+    On exit the server is asked to stop, waiting ``grace`` seconds (None: as long as it takes)
+    for requests in flight before it cancels them, as ``prism serve`` does; ``stats`` (if given) receives ``shutdown_seconds`` and
     ``stopped`` (False when it was still running 30 s later)."""
     # deferred: uvicorn loads only where a server is started
     import uvicorn
@@ -21,7 +23,8 @@ def serve_in_thread(app, startup_timeout: float = 600.0, stats: dict | None = No
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=grace))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout

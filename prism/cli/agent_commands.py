@@ -171,4 +171,4 @@ def serve(
     except PrismError as exc:
         fail(str(exc))
     console.print(f"Prism on http://{host}:{port} (API docs at /docs); loading models...", highlight=False)
-    uvicorn.run(app_, host=host, port=port, log_level="info")
+    uvicorn.run(app_, host=host, port=port, log_level="info", timeout_graceful_shutdown=settings.api_shutdown_seconds)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
@@ -40,10 +41,15 @@ async def add_item(item: str = Form(..., description="The catalog record as JSON
                             for n, f in enumerate(images)]
         record["audio"] = [str(await save_upload(f, f"audio[{n}]", "audio", folder, limit))
                            for n, f in enumerate(audio)]
-        summary = await asyncio.to_thread(prism.service.ingest_item, record, folder)
+        cancel = threading.Event()
+        try:
+            summary = await asyncio.to_thread(prism.service.ingest_item, record, folder, cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # a stopping server gave up on this request: the ingest stops at its next step
+            raise HTTPException(503, "the server is stopping: the item was not stored; send it again") from None
         if summary.failed:
             raise HTTPException(422, f"item rejected: {summary.failed[0].reason}")
-    except Exception:
+    except BaseException:  # a rejection, or the cancellation of a stopping server
         # A rejected item leaves no files behind (repeated bad uploads must not fill the disk);
         # files an earlier version of the item uses were there before and stay.
         for path in (set(folder.iterdir()) if folder.is_dir() else set()) - before:
