@@ -67,4 +67,6 @@ def extractive_reason(pick: Pick, ledger: Ledger, request: str, limit: int) -> s
         return text if len(text) <= limit else text[: text.rfind(" ", 0, limit - 1)] + "…"
     if history:
         return f'Because you liked "{history[0].text}".'[:limit]
+    if details := [r for r in refs if r.kind == "details"]:  # no plot in the catalog: its genres, say
+        return details[0].text[:limit]
     return "It matched your request."

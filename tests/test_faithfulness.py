@@ -70,6 +70,10 @@ def test_a_pick_citing_only_a_genre_line_gets_a_reason_from_its_own_plot():
     pick = extractive_pick(Pick(item_id="24", reason="x", evidence=[genres_line.id]), ledger, "a kidnap", 140)
     assert pick.evidence == [genres_line.id, plot.id]
     assert pick.reason == "He tries various schemes to come up with money, including hiring two men to kidnap his wife."
+    ledger.add_candidate("9", "Lover's Knot (1996)")  # no plot in the catalog: the reason says what the details say
+    only_details = ledger.add_evidence("details", "Genres: Comedy.", "9", "document")
+    assert extractive_pick(Pick(item_id="9", reason="x", evidence=[only_details.id]), ledger, "a comedy", 140).reason \
+        == "Genres: Comedy."
 
 
 @pytest.mark.parametrize("reason, supported", [
