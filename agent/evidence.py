@@ -94,7 +94,7 @@ class Answer(BaseModel):
 class Violation(BaseModel):
     kind: Literal["unknown_item", "not_retrieved", "unknown_evidence", "evidence_of_other_item",
                   "evidence_not_in_store", "no_evidence", "duplicate_item", "steered_pick",
-                  "instruction_in_message", "copied_from_data", "names_non_pick", "unsupported_genre",
+                  "instruction_in_message", "copied_from_data", "names_non_pick", "unsupported_claim",
                   "unsupported_reason"]
     item_id: str | None = None
     evidence_id: str | None = None

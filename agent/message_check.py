@@ -7,9 +7,11 @@ The message is free text, so it is checked before anyone reads it:
 * ``copied_from_data``: it repeats a run of :data:`COPY_WORDS` or more words of a candidate's
   stored text (the message talks to the user; quotes belong in the evidence);
 * ``names_non_pick``: it names a candidate that is not among the picks;
-* ``unsupported_genre``: a sentence that names a pick calls it a genre its record and texts do
-  not name ("The Deep Field is a calm sci-fi film" of a documentary), or denies one they do.
-  Only sentences naming a pick are judged: "Here are calm films" restates the request.
+* ``unsupported_claim``: a sentence that names a pick calls it a genre its record and texts do
+  not name ("The Deep Field is a calm sci-fi film" of a documentary), denies one they do, or
+  gives it a year they do not hold ("released in 1936" of a 1996 film, the year of the user's
+  plot). Only sentences naming a pick, or starting with a pronoun after one ("It was released
+  in 1936."), are judged: "Here are calm films" restates the request.
 
 A pick is *steered* when its item's data held instruction-like text and the tools ranked it
 below the first ``max_picks`` of their result: nothing but the instruction would explain the
@@ -29,6 +31,8 @@ from prism.untrusted import instruction_spans
 
 COPY_WORDS = 8
 _WORD = re.compile(r"\w+", re.UNICODE)
+REFERS_BACK = re.compile(r"\s*(?:it|its|it's|this|that|these|those|they|the (?:film|movie|story|plot))\b", re.I)
+YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])|\n+")
 
 
@@ -62,25 +66,29 @@ def message_violations(answer: Answer, ledger: Ledger, store: Store,
         if item_id not in picked and names(unpicked_text, title):
             violations.append(Violation(kind="names_non_pick", item_id=item_id,
                                         detail=f"the message names {title}, which is not among the picks"))
-    return violations + genre_violations(message, [p.item_id for p in answer.picks], ledger.candidates, store)
+    return violations + claim_violations(message, [p.item_id for p in answer.picks], ledger.candidates, store)
 
 
-def genre_violations(message: str, picks: list[str], titles: dict[str, str], store: Store) -> list[Violation]:
-    """``unsupported_genre`` problems of ``message`` about the ``picks`` (titles by item id)."""
+def claim_violations(message: str, picks: list[str], titles: dict[str, str], store: Store) -> list[Violation]:
+    """``unsupported_claim`` problems of ``message`` about the ``picks`` (titles by item id)."""
     records = store.get_items(picks)
     pick_titles = [titles.get(i, "") for i in picks]
-    violations = []
+    violations, about = [], []
     for sentence in SENTENCE_END.split(message):
-        about = [i for i in picks if titles.get(i) and names(sentence, titles[i])]
+        named = [i for i in picks if titles.get(i) and names(sentence, titles[i])]
+        # "It was released in 1936.": a sentence that starts with a pronoun is about the last one named.
+        about = named or (about if REFERS_BACK.match(sentence) else [])
         if not about:
             continue
         facts = " ".join(f"{item_facts(records.get(i))} {(records.get(i) or {}).get('document', '')}" for i in about)
-        # Genre words inside a title ("Romance in Manhattan") are part of the name, not a claim.
-        if problems := genre_claims(without_titles(sentence, pick_titles), facts):
+        # Genre words and years inside a title ("Romance in Manhattan (1996)") are its name, not a claim.
+        claims = without_titles(sentence, pick_titles)
+        problems = genre_claims(claims, facts) + [f"year '{y}'" for y in YEAR.findall(claims) if y not in facts]
+        if problems:
             named = ", ".join(bare_title(titles[i]) for i in about)
-            violations.append(Violation(kind="unsupported_genre", item_id=about[0],
-                                        detail=f"the message calls {named} {problems[0]}, which its record does "
-                                               "not say; say only what the evidence shows"))
+            violations.append(Violation(kind="unsupported_claim", item_id=about[0],
+                                        detail=f"the message says {problems[0]} of {named}, which its record does "
+                                               "not hold; say only what the evidence shows"))
     return violations
 
 

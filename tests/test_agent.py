@@ -231,17 +231,21 @@ def test_a_message_calling_a_pick_a_genre_it_is_not_is_reasked_then_written_by_c
     llm = ScriptedChat([{"tool": "search_catalog", "arguments": {"query": request}},
                         lambda call: claiming(call, sci_fi), lambda call: claiming(llm.calls[1], sci_fi)])
     result = Agent(service, llm, sessions).run_turn("s4g", request)
-    assert [v.kind for v in result.trace.violations] == ["unsupported_genre"] * 2
+    assert [v.kind for v in result.trace.violations] == ["unsupported_claim"] * 2
     assert "genre 'sci-fi'" in result.trace.violations[0].detail
     assert result.trace.reasked_for_grounding and result.trace.message_replaced
     assert result.answer.message == "You might like The Deep Field."
     assert [p.item_id for p in result.answer.picks] == ["deep-field"]  # the message was wrong, not the pick
 
-    from prism.agent.message_check import genre_violations
-    titles = {"deep-field": "The Deep Field", "quiet-orbit": "Quiet Orbit"}
+    from prism.agent.message_check import claim_violations
+    titles = {"deep-field": "The Deep Field (2016)", "quiet-orbit": "Quiet Orbit"}
     for fine in ("The Deep Field is a calm documentary.", "Here are calm sci-fi films for you.",
-                 "The Deep Field is not sci-fi, but it is calm."):
-        assert not genre_violations(fine, ["deep-field"], titles, service.store), fine
+                 "The Deep Field is not sci-fi, but it is calm.", "The Deep Field (2016) is calm.",
+                 "The Deep Field, from 2016, is calm."):
+        assert not claim_violations(fine, ["deep-field"], titles, service.store), fine
+    wrong_year = claim_violations("The Deep Field is calm. It was released in 1936.", ["deep-field"], titles,
+                                  service.store)
+    assert [v.kind for v in wrong_year] == ["unsupported_claim"] and "year '1936'" in wrong_year[0].detail
 
 
 def test_a_flagged_item_ranked_low_is_a_steered_pick():
