@@ -84,4 +84,6 @@ def ask_agent(service: PrismService, out: Console, request: str) -> None:
     t = result.trace
     out.print(f"[dim]{t.latency_seconds:.1f}s, {t.tool_calls} tool call(s), {t.prompt_tokens} prompt tokens "
               f"({t.cached_tokens} from the prompt cache), {t.completion_tokens} generated, "
-              f"{len(t.violations)} grounding violation(s); `prism trace {result.session_id}` shows every step[/]")
+              f"{len(t.violations)} problem(s) in the model's drafts caught by the checks"
+              f"{' (message written by code)' if t.message_replaced else ''}; "
+              f"`prism trace {result.session_id}` shows every step[/]")
