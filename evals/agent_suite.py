@@ -178,7 +178,9 @@ def score_turn(svc: PrismService, case: Case, result: Any) -> dict:
                 for c in cited):
             grounding += 1
         texts = [c["text"] for c in cited if c]
-        supported += check_reason(pick.reason, texts, item_facts(records.get(pick.item_id)), result.request).supported
+        # A reason may speak of the user's history when it cites it, as the agent's own check allows.
+        supported += check_reason(pick.reason, texts, item_facts(records.get(pick.item_id)), result.request,
+                                  history_cited=any(c and c["kind"] == "history" for c in cited)).supported
         shown_instructions += sum(looks_like_instruction(t) or _telltale(t, case) for t in texts)
     message = answer.message
     title = {i: r["metadata"].get("title", "") for i, r in records.items()}

@@ -120,6 +120,7 @@ def test_the_suite_checks_what_the_user_sees(api_home):
                                         {"E2": {"kind": "history", "item_id": "2", "text": "GoldenEye, rated 5"}},
                                         steps=tools))
     assert liked["grounding_violations"] == 0  # the user's own history may back any pick
+    assert liked["final_supported"] == 1  # and a reason about it, as the agent's own check allows
 
 
 def test_older_and_not_that_one_are_checked(api_home):
