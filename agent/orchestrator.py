@@ -42,7 +42,7 @@ from prism.agent.steps import (
     tool_signatures,
     tool_step,
 )
-from prism.agent.toolkit import TurnContext, as_data, build_tools
+from prism.agent.toolkit import TurnContext, as_data, build_tools, own_plot
 from prism.errors import PrismError
 from prism.prompts import load_prompt
 from prism.service import PrismService
@@ -418,6 +418,7 @@ class Agent:
     def _code_pick(item_id: str, ctx: TurnContext, request: str) -> Pick:
         """A pick written by code: the item's first evidence and an extractive reason."""
         refs = [e.id for e in ctx.ledger.evidence.values() if e.item_id == item_id and e.kind not in USER_KINDS]
+        own_plot(ctx, item_id)
         return extractive_pick(Pick(item_id=item_id, reason="", evidence=refs[:1]), ctx.ledger, request, REASON_CHARS)
 
     def _fill(self, answer: Answer, ctx: TurnContext, request: str, trace: Trace) -> Answer:
@@ -439,6 +440,8 @@ class Agent:
         trace.supported_reasons = len(answer.picks) - len(unsupported)
         if not unsupported:
             return answer
+        for item_id in unsupported:
+            own_plot(ctx, item_id)
         return answer.model_copy(update={"picks": [
             extractive_pick(p, ctx.ledger, request, REASON_CHARS) if p.item_id in unsupported else p
             for p in answer.picks]})

@@ -126,6 +126,18 @@ def plot_of(document: str, metadata: dict | None = None) -> str:
     return next((line for line in lines if not line.startswith(written)), "")
 
 
+def own_plot(ctx: TurnContext, item_id: str) -> None:
+    """Record ``item_id``'s stored plot in the ledger when the tools showed none of its texts
+    (one evidence an item is shown: often its poster's caption), so that a reason written by
+    code can quote the film. Instruction-like plots are never recorded."""
+    if any(r.item_id == item_id and r.kind in ("plot", "caption", "transcript") for r in ctx.ledger.evidence.values()):
+        return
+    record = ctx.service.store.get_items([item_id]).get(item_id)
+    plot = plot_of(record["document"], record["metadata"]) if record else ""
+    if plot and not instruction_spans(plot) and (clean := clean_run(plot)):
+        ctx.ledger.add_evidence("plot", span(clean), item_id, "document")
+
+
 def confident_caption(text: str) -> str:
     """What of a machine caption may reach the model as a fact: the whole caption when its
     label is confident; else only the OCR text and colours after the label clause (a verbatim

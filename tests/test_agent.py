@@ -664,3 +664,19 @@ def test_a_genre_line_is_never_shown_as_a_plot():
     assert plot_of("Up Close and Personal (1996)\nGenres: Drama, Romance.\nDirector: nan.", meta) == ""
     described = "Toy Story (1995)\nA cowboy doll is jealous.\nGenres: Animation."
     assert plot_of(described, {"genres": ["Animation"]}) == "A cowboy doll is jealous."
+
+
+def test_a_code_written_reason_finds_the_films_stored_plot_when_the_tools_showed_only_its_poster(service, sessions):
+    from prism.agent.evidence import Pick
+    from prism.agent.faithfulness import extractive_pick
+    from prism.agent.toolkit import TurnContext, own_plot
+
+    ctx = TurnContext(service, sessions, "s-plot", None)
+    ctx.ledger.add_candidate("quiet-orbit", "Quiet Orbit", 0)
+    caption = ctx.ledger.add_evidence("details", "Genres: Sci-Fi, Drama.", "quiet-orbit", "document")
+    own_plot(ctx, "quiet-orbit")
+    own_plot(ctx, "quiet-orbit")  # once is enough
+    plots = [r for r in ctx.ledger.evidence.values() if r.kind == "plot"]
+    assert len(plots) == 1 and plots[0].text in service.get_item("quiet-orbit")["document"]
+    pick = extractive_pick(Pick(item_id="quiet-orbit", reason="x", evidence=[caption.id]), ctx.ledger, "calm", 140)
+    assert pick.evidence == [caption.id, plots[0].id] and pick.reason.startswith("A lone astronaut")
