@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_output import emit, machine
 
 from prism.agent.backends import chat_model
 from prism.agent.orchestrator import Agent
@@ -180,14 +178,10 @@ def main() -> None:
         results = [run_model(service, model, cases, prefetch == "on") for model in models
                    for prefetch in args.prefetch.split(",")]
     report = {"benchmark": "agent", "home": str(home), "setup_seconds": round(setup, 1), "user": user,
-              "machine": {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-                          "platform": platform.platform()},
+              "machine": machine(),
               "target": {"latency_p50_s": 10, "first_token_s": 2},
               "results": results}
-    text = json.dumps(report, indent=1, ensure_ascii=False)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

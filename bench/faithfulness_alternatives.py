@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_output import emit
 
 from prism.faithfulness import check_reason
 from prism.settings import Settings
@@ -104,10 +105,7 @@ def main() -> None:
         report["methods"][name] = {
             part: scores([flag(r) for r in group], [truth[id(r)] for r in group])
             for part, group in (("calibration", calibration), ("held_out", held), ("all", rows))}
-    text = json.dumps(report, indent=1)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    emit(report, args.out, ensure_ascii=True)
 
 
 if __name__ == "__main__":

@@ -19,26 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import threading
 import time
 from contextlib import nullcontext
 from urllib.parse import urlparse
 
 import httpx
-import numpy as np
+from bench_output import emit, latency_summary, machine
 
 REQUESTS = ["a calm film about space", "something funny with a cat", "a tense thriller", "a romantic comedy",
             "an animated film for kids", "a detective mystery", "a war drama", "a film about music",
             "推荐一部关于太空的电影", "a heist movie"]
 MAX_SESSIONS, MAX_TURNS = 50, 5
-
-
-def summary(values: list[float]) -> dict:
-    if not values:
-        return {"n": 0}
-    return {"n": len(values), "p50": round(float(np.percentile(values, 50)), 2),
-            "p95": round(float(np.percentile(values, 95)), 2), "max": round(max(values), 2)}
 
 
 def chat_turn(client: httpx.Client, url: str, session: str, text: str) -> dict:
@@ -102,10 +94,10 @@ def run(url: str, sessions: int, turns: int, user: str | None, token: str | None
             continue
         errors = [r["error"] for r in rows if r.get("error")]
         out[endpoint] = {"requests": len(rows), "errors": len(errors), "error_examples": sorted(set(errors))[:5],
-                         "latency_s": summary([r["latency"] for r in rows if not r.get("error")])}
+                         "latency_s": latency_summary([r["latency"] for r in rows if not r.get("error")])}
         if endpoint == "chat":
-            out[endpoint]["first_event_s"] = summary([r["first_event"] for r in rows if r.get("first_event")])
-            out[endpoint]["first_token_s"] = summary([r["first_token"] for r in rows if r.get("first_token")])
+            out[endpoint]["first_event_s"] = latency_summary([r["first_event"] for r in rows if r.get("first_event")])
+            out[endpoint]["first_token_s"] = latency_summary([r["first_token"] for r in rows if r.get("first_token")])
     return {"wall_seconds": round(wall, 1), "throughput_turns_per_min": round(len(results["chat"]) / wall * 60, 2),
             **out}
 
@@ -139,13 +131,9 @@ def main() -> None:
         result = run(url, args.sessions, args.turns, args.user, args.token, args.timeout)
     report = {"benchmark": "load", "url": url, "sessions": args.sessions, "turns_per_session": args.turns,
               "server_start_seconds": round(setup, 1), "chat_model": health.get("models", {}).get("chat_model"),
-              "items": health.get("chroma", {}).get("items"), "machine": {"cpus": len(os.sched_getaffinity(0)),
-                                                                          "platform": platform.platform()},
+              "items": health.get("chroma", {}).get("items"), "machine": machine(),
               **result}
-    text = json.dumps(report, indent=1, ensure_ascii=False)
-    if args.out:
-        open(args.out, "w").write(text)
-    print(text)
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

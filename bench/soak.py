@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import platform
 import shutil
 import tempfile
 import threading
@@ -38,7 +36,7 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
+from bench_output import emit, latency_summary, machine
 
 QUERIES = ["a calm film about space", "something funny with a cat", "a tense thriller", "a romantic comedy",
            "an animated film for kids", "a detective mystery", "a war drama", "a film about music",
@@ -48,10 +46,7 @@ MAX_SESSIONS, MAX_REQUESTS, MAX_BAD = 50, 20, 10
 
 
 def percentiles(values: list[float]) -> dict:
-    if not values:
-        return {"n": 0}
-    return {"n": len(values), "p50": round(float(np.percentile(values, 50)), 3),
-            "p95": round(float(np.percentile(values, 95)), 3), "max": round(max(values), 3)}
+    return latency_summary(values, digits=3)
 
 
 def bomb_png() -> bytes:
@@ -342,14 +337,11 @@ def main() -> None:
     result = {"benchmark": "soak", "sessions": args.sessions, "well_formed_per_session": args.requests,
               "bad_per_session": args.bad, "items_in_store": items, "server_start_seconds": round(setup, 1),
               "chat_model": "policy (prism.agent.policy_chat)",
-              "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform()},
+              "machine": machine(),
               **report(soak, walls),
               "shutdown": {"seconds": stats.get("shutdown_seconds"), "stopped": stats.get("stopped"),
                            "in_flight": soak.last}}
-    text = json.dumps(result, indent=1, ensure_ascii=False)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
