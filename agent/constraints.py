@@ -32,6 +32,7 @@ YEAR_PATTERNS: tuple[tuple[str, int | None, int | None], ...] = (
 SMALL_TALK = GENERIC | STOP | set("""bored ideas idea please should would could tonight today picture image photo
 photos pictures one ones give find show tell anything need want wants what's i'm i'd i've you're let's just really
 maybe get got either instead too also rather have""".split())
+NOT_THAT_ONE = r"\bnot (?:that|this|those|these)(?: one| ones)?\b|\bsomething else\b|\banother one\b|\bseen (?:it|that)\b"
 NEGATION = r"(?:no|not|nothing|without|avoid|except|hate|don't want|do not want|not into|no more)"
 
 
@@ -78,14 +79,12 @@ def parse(request: str, previous_picks: list[tuple[str, int | None]] = ()) -> Co
         found.year_max = min(years) - 1
     if years and re.search(r"\bnewer\b|\bmore recent\b|\blater\b", text):
         found.year_min = max(years) + 1
-    if previous_picks and re.search(r"\bnot (?:that|this|those|these)(?: one| ones)?\b|\bsomething else\b|"
-                                    r"\banother one\b|\bseen (?:it|that)\b", text):
+    if previous_picks and re.search(NOT_THAT_ONE, text):
         found.exclude = {item_id for item_id, _ in previous_picks}
     return found
 
 
-REFINEMENT = (r"\bnot (?:that|this|those|these)(?: one| ones)?\b|\bsomething else\b|\banother one\b|\bseen (?:it|that)\b|"
-              r"\b(?:something |one |a bit |much )?(?:older|newer|earlier|later|more recent|less recent)\b|"
+REFINEMENT = (NOT_THAT_ONE + r"|\b(?:something |one |a bit |much )?(?:older|newer|earlier|later|more recent|less recent)\b|"
               r"\b(?:before|after|since|from|until|in|of)\s*\d{4}\b|\b(?:the\s+)?(?:19)?[2-9]0'?s\b")
 
 

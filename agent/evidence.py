@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from prism.store import Store
 
+TEXT_KINDS = ("plot", "caption", "transcript")  # an item's own texts, as opposed to facts or the user
 EvidenceKind = Literal["plot", "caption", "transcript", "metadata", "history", "user_image", "user_voice"]
 # Evidence about the user, not about one item: it may support any recommendation.
 USER_KINDS = {"history", "user_image", "user_voice"}

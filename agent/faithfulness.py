@@ -8,7 +8,7 @@ supported reasons per turn.
 
 from __future__ import annotations
 
-from prism.agent.evidence import Answer, EvidenceRef, Ledger, Pick, Violation
+from prism.agent.evidence import TEXT_KINDS, Answer, EvidenceRef, Ledger, Pick, Violation
 from prism.faithfulness import check_reason, item_facts, stems
 from prism.store import Store
 from prism.untrusted import sentences
@@ -33,7 +33,6 @@ def reason_violations(answer: Answer, ledger: Ledger, store: Store, request: str
     return violations
 
 
-TEXT_KINDS = ("plot", "caption", "transcript")
 
 
 def extractive_pick(pick: Pick, ledger: Ledger, request: str, limit: int) -> Pick:

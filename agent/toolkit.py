@@ -15,7 +15,6 @@ preference removes matching items (by genre or title) before the model sees them
 from __future__ import annotations
 
 import dataclasses
-
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from pydantic import BaseModel, Field
 from prism import genres
 from prism.agent import constraints as stated
 from prism.agent.constraints import Constraints
-from prism.agent.evidence import EvidenceKind, Ledger
+from prism.agent.evidence import TEXT_KINDS, EvidenceKind, Ledger
 from prism.agent.sessions import Preference, PreferenceKind, SessionStore
 from prism.errors import NoCheckpointError, UnknownUserError
 from prism.search import Evidence, SearchHit
@@ -130,7 +129,7 @@ def own_plot(ctx: TurnContext, item_id: str) -> None:
     """Record ``item_id``'s stored plot in the ledger when the tools showed none of its texts
     (one evidence an item is shown: often its poster's caption), so that a reason written by
     code can quote the film. Instruction-like plots are never recorded."""
-    if any(r.item_id == item_id and r.kind in ("plot", "caption", "transcript") for r in ctx.ledger.evidence.values()):
+    if any(r.item_id == item_id and r.kind in TEXT_KINDS for r in ctx.ledger.evidence.values()):
         return
     record = ctx.service.store.get_items([item_id]).get(item_id)
     plot = plot_of(record["document"], record["metadata"]) if record else ""
