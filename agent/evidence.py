@@ -46,15 +46,28 @@ class Ledger:
 
     candidates: dict[str, str] = field(default_factory=dict)  # item_id -> title
     evidence: dict[str, EvidenceRef] = field(default_factory=dict)
-    # item_id -> its position in the tool result that first returned it (0 = the tool's best)
+    # item_id -> its position in the tool result that first returned it (0 = the tool's best);
+    # a call the model chose ranks after everything the prefetched calls returned (see settle)
     ranks: dict[str, int] = field(default_factory=dict)
+    rank_offset: int = 0
     # item_id -> the instruction-like spans withheld from the model (prism.untrusted)
     flagged: dict[str, list[str]] = field(default_factory=dict)
 
-    def add_candidate(self, item_id: str, title: str, rank: int | None = None) -> None:
+    def add_candidate(self, item_id: str, title: str, rank: int | None = None) -> int | None:
+        """Record a candidate; returns its rank in this turn (the first result's, offset)."""
         self.candidates.setdefault(str(item_id), title)
         if rank is not None:
-            self.ranks.setdefault(str(item_id), rank)
+            self.ranks.setdefault(str(item_id), rank + self.rank_offset)
+            return self.ranks[str(item_id)]
+        return None
+
+    def settle(self) -> None:
+        """The results so far (the calls run on the user's own request, image, voice or history)
+        keep their ranks; every later result ranks after all of them. Across two agent-suite runs
+        no pick that only the model's own rewritten search returned was ever the wanted film,
+        while the prefetched search of the user's words held it often (docs/evaluation.md)."""
+        if self.ranks:
+            self.rank_offset = max(self.ranks.values()) + 1
 
     def flag(self, item_id: str, spans: list[str]) -> None:
         """Record that ``item_id``'s text held instruction-like ``spans`` (withheld from the model)."""

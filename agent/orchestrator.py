@@ -368,6 +368,7 @@ class Agent:
                     trace.topic = trace.topic or heard[-1]
                     blocks.append(as_data("search_catalog", self._invoke(
                         "search_catalog", {"query": heard[-1]}, tools, trace, emit, prefetched=True)))
+        ctx.ledger.settle()  # the user's own words, image and history outrank the model's rewrites
         return "\n".join(blocks)
 
     def _run_tool(self, call: ToolStep, reply: LLMReply, tools, ctx: TurnContext, trace: Trace,

@@ -174,7 +174,7 @@ def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evide
     text never reaches the model as something it could obey."""
     withheld = [f.text for f in instruction_spans(title)]
     shown_title = clean_run(title) or f"item {item_id}"
-    ctx.ledger.add_candidate(item_id, shown_title, rank)
+    rank = ctx.ledger.add_candidate(item_id, shown_title, rank)
     facts = ", ".join(genres.of_item(metadata))
     year = metadata.get("year")
     lines = [f"item {item_id}: {shown_title}" + (f" [{facts}]" if facts else "")

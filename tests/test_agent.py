@@ -680,3 +680,36 @@ def test_a_code_written_reason_finds_the_films_stored_plot_when_the_tools_showed
     assert len(plots) == 1 and plots[0].text in service.get_item("quiet-orbit")["document"]
     pick = extractive_pick(Pick(item_id="quiet-orbit", reason="x", evidence=[caption.id]), ctx.ledger, "calm", 140)
     assert pick.evidence == [caption.id, plots[0].id] and pick.reason.startswith("A lone astronaut")
+
+
+def test_the_users_own_words_outrank_the_models_rewritten_search(prefetching, sessions):
+    # Across two suite runs no pick that only the model's rewrite ("comedy film") returned was the
+    # wanted film: the prefetched results keep their ranks and a later call ranks after them.
+    def pick_rewrites_best(call):
+        item = items_shown(call)[0]
+        return {"answer": {"message": "Try this.", "picks": [
+            {"item_id": item, "reason": "It fits.", "evidence": evidence_of(call, item)[:1]}]}}
+
+    llm = ScriptedChat([{"tool": "search_catalog", "arguments": {"query": "a cat on a sofa"}},
+                        pick_rewrites_best])
+    result = Agent(prefetching, llm, sessions).run_turn("own-1", "a calm film about space")
+    prefetched = items_in(first_user(llm.calls[0]))
+    rewrite_best = items_shown(llm.calls[1])[0]
+    assert rewrite_best not in prefetched  # only the model's rewrite found it
+    rank = len(prefetched)  # after everything the user's own words found
+    assert re.search(rf"^item {rewrite_best}:.*\(rank {rank + 1}\b", last_user(llm.calls[1]), re.M)
+    assert [p.item_id for p in result.answer.picks] == [prefetched[0]]
+    assert result.trace.below_top == [f"{rewrite_best} (rank {rank + 1}): replaced, no stated constraint"]
+
+
+def test_a_ledger_ranks_later_calls_after_the_settled_ones():
+    from prism.agent.evidence import Ledger
+
+    ledger = Ledger()
+    assert [ledger.add_candidate(i, i, r) for i, r in (("a", 0), ("b", 1))] == [0, 1]
+    ledger.settle()
+    assert ledger.add_candidate("c", "c", 0) == 2 and ledger.add_candidate("a", "a", 3) == 0
+    assert ledger.add_candidate("d", "d") is None and "d" in ledger.candidates
+    empty = Ledger()
+    empty.settle()  # nothing prefetched (small talk): the model's own first result ranks as it is
+    assert empty.add_candidate("x", "x", 0) == 0
