@@ -284,7 +284,7 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
                                                   similarity=0.0)]
             line = _item_line(ctx, item.item_id, item.title, record["metadata"], evidence,
                               rank=len(lines) - bool(note), score=item.score)
-            for because in item.because[:1]:
+            for because in (item.also_liked or item.because)[:1]:  # the collaborative reason first
                 if not (liked := clean_run(because.title)):
                     continue
                 ref = ctx.ledger.add_evidence("history", liked, because.item_id, "title")

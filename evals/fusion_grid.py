@@ -17,10 +17,12 @@ import torch
 
 from prism.evals.crossmodal import retrieval_recall
 from prism.fusion.features import ItemFeatures
+from prism.fusion.hybrid import HybridRecommender
 from prism.fusion.model import FUSIONS, FusionModel
 from prism.fusion.recommender import FusionRecommender
 from prism.fusion.train import FusionTrainConfig
 from prism.ranking.recommender import Recommender
+from prism.settings import Settings
 
 if TYPE_CHECKING:
     from prism.evals.suite import Suite
@@ -41,6 +43,21 @@ def fusion_factory(grid: Sequence[tuple[str, Sequence[str]]] = DEFAULT_GRID, ove
     def factory(features: ItemFeatures, seed: int, suite: "Suite") -> list[Recommender]:
         tc = replace(base, seed=seed, max_epochs=min(base.max_epochs, suite.max_epochs))
         return [FusionRecommender(features, fusion, tuple(modalities), overrides, tc) for fusion, modalities in grid]
+
+    return factory
+
+
+def served_factory(fusion: str = "attention", modalities: Sequence[str] | None = None,
+                   train_config: FusionTrainConfig | None = None
+                   ) -> Callable[[ItemFeatures, int, "Suite"], list[Recommender]]:
+    """A ``ModelFactory`` for the ranker ``prism train`` serves (:mod:`prism.fusion.hybrid`), by
+    default over the served modalities (``Settings.fusion_modalities``) the features have."""
+    base = train_config or FusionTrainConfig()
+    wanted = tuple(modalities or Settings.model_fields["fusion_modalities"].default)
+
+    def factory(features: ItemFeatures, seed: int, suite: "Suite") -> list[Recommender]:
+        tc = replace(base, seed=seed, max_epochs=min(base.max_epochs, suite.max_epochs))
+        return [HybridRecommender(features, fusion, tuple(m for m in wanted if m in features.arrays), train_config=tc)]
 
     return factory
 

@@ -30,7 +30,7 @@ from prism.evals.baselines import (
     TrainConfig,
 )
 from prism.evals.crossmodal import ridge_baseline
-from prism.evals.fusion_grid import aligned_retrieval, fusion_factory
+from prism.evals.fusion_grid import aligned_retrieval, fusion_factory, served_factory
 from prism.evals.mmrec_export import write_mmrec
 from prism.evals.report import write_report
 from prism.evals.significance import paired_bootstrap
@@ -60,6 +60,8 @@ class Suite:
     fusion_grid: tuple[tuple[str, tuple[str, ...]], ...] = ()
     fusion_epochs: int = 30
     baselines: bool = True
+    # The served ranker (prism.fusion.hybrid: collaborative + content), as `prism train` builds it.
+    served: bool = False
 
 
 FUSION_GRID = tuple((f, m) for f in ("concat", "weighted", "attention", "gated")
@@ -71,10 +73,11 @@ MODALITY_GRID = tuple(("attention", m) for m in (("text", "image"), ("text", "im
 SUITES = {
     "small": Suite("small", ("leave_last_one", "cold_items"), (None,), (0,), max_epochs=20, bootstrap_samples=500,
                    fusion_grid=(("attention", ("text", "image")),), fusion_epochs=3),
-    "full": Suite("full", ("leave_last_one", "temporal", "cold_items"), (None, 4.0), (0, 1, 2), max_epochs=300),
+    "full": Suite("full", ("leave_last_one", "temporal", "cold_items"), (None, 4.0), (0, 1, 2), max_epochs=300,
+                  served=True),
     # The fusion model's table: every strategy × modality set against every baseline, warm and cold.
     "fusion": Suite("fusion", ("leave_last_one", "cold_items"), (None,), (0, 1, 2), max_epochs=300,
-                    fusion_grid=FUSION_GRID),
+                    fusion_grid=FUSION_GRID, served=True),
     # Which modalities the served model fuses: text+image, + hashed metadata, + poster captions.
     "modalities": Suite("modalities", ("leave_last_one", "cold_items"), (None,), (0,), max_epochs=300,
                         fusion_grid=MODALITY_GRID, baselines=False),
@@ -97,10 +100,10 @@ def baseline_models(features: ItemFeatures, seed: int, suite: Suite) -> list[Rec
 
 
 def fusion_factories(suite: Suite) -> list[ModelFactory]:
-    """The suite's Prism fusion models (none when its grid is empty)."""
-    if not suite.fusion_grid:
-        return []
-    return [fusion_factory(suite.fusion_grid, train_config=FusionTrainConfig(max_epochs=suite.fusion_epochs))]
+    """The suite's Prism models: its fusion grid, and the served ranker when ``suite.served``."""
+    config = FusionTrainConfig(max_epochs=suite.fusion_epochs)
+    return ([fusion_factory(suite.fusion_grid, train_config=config)] if suite.fusion_grid else []) + (
+        [served_factory(train_config=config)] if suite.served else [])
 
 
 def make_split(protocol: str, data: Interactions, suite: Suite, seed: int) -> splits.Split:

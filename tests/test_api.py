@@ -274,8 +274,12 @@ def test_recommend_returns_scores_reasons_and_evidence(api, api_home):
                       timeout=120).json()
     assert len(body["items"]) == 3 and body["query_weight"] == 0.5
     first = body["items"][0]
-    assert {"score", "user_score", "query_score", "modalities", "because", "evidence", "reason"} <= set(first)
-    assert first["reason"].startswith("because you liked ") and "query" in first["reason"]
+    assert {"score", "user_score", "collaborative_score", "query_score", "modalities", "because", "also_liked",
+            "evidence", "reason"} <= set(first)
+    together = [h["title"] for h in first["also_liked"][:2]]
+    opening = (f"people who liked {', '.join(together)} also liked it" if together
+               else "because you liked " + ", ".join(h["title"] for h in first["because"][:2]))
+    assert first["reason"].startswith(opening) and "query" in first["reason"]
     unknown = httpx.post(f"{url}/v1/recommend", data={"user_id": "999999"})
     assert unknown.status_code == 400 and "unknown user '999999'" in unknown.json()["detail"]
     assert "/" not in unknown.json()["detail"], "the ratings file's server path leaked"

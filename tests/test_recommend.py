@@ -103,7 +103,11 @@ def test_recommend_ranks_unseen_items_with_explanations(trained, user):
     assert [i.score for i in result.items] == sorted((i.score for i in result.items), reverse=True)
     titles = {i: r["metadata"]["title"] for i, r in service.store.get_items(sorted(history)).items()}
     for item in result.items:
-        assert item.score == item.user_score and item.query_score is None and item.evidence == []
+        assert item.query_score is None and item.evidence == [] and item.collaborative_score is not None
+        # "People who liked X also liked this": history items, their parts of the collaborative score.
+        for together in item.also_liked:
+            assert together.item_id in history and together.title == titles[together.item_id]
+            assert 0 < together.contribution <= item.collaborative_score + 1e-6
         assert item.title == service.get_item(item.item_id)["metadata"]["title"]
         assert set(item.modalities) == {"text", "image", "caption", "meta"}  # settings.fusion_modalities
         assert min(item.modalities.values()) > 0  # every poster, caption and metadata is there
@@ -116,9 +120,28 @@ def test_recommend_ranks_unseen_items_with_explanations(trained, user):
         assert total == pytest.approx(item.user_score, abs=1e-3)
         contributions = [c.contribution for c in item.because]
         assert contributions == sorted(contributions, reverse=True)
+    # The score is the hybrid of the two halves (prism.fusion.hybrid.blend over the catalog):
+    # items ranked by it, and some item explained by the people who liked its user's films.
+    assert any(item.also_liked for item in everything_of(service, user))
     # The whole unseen catalog, no more.
     everything = service.recommend(user, k=200)
     assert len(everything.items) == ITEMS - len(history)
+
+
+def everything_of(service, user):
+    return service.recommend(user, k=200).items
+
+
+def test_train_serves_the_hybrid_ranker_with_its_collaborative_half(trained):
+    summary, settings = trained["summary"], trained["settings"]
+    pointer = checkpoints.current(settings)
+    assert pointer.collaborative == str(trained["home"] / "models" / "fusion" / "tiny.collab.npz")
+    assert pointer.collaborative_sha256 == sha256_file(pointer.collaborative)
+    part = checkpoints.load_current(settings).collaborative
+    assert part.collab.weights.shape == (ITEMS, ITEMS) and len(part.item_ids) == ITEMS
+    assert set(summary.collaborative) == {"lam", "tau", "mix", "w", "k"} and summary.hybrid_val_ndcg20 is not None
+    assert (part.collab.lam, part.collab.tau, part.gate) == (summary.collaborative["lam"], summary.collaborative["tau"],
+                                                            (summary.collaborative["w"], summary.collaborative["k"]))
 
 
 def test_a_text_query_steers_the_ranking(trained, user):

@@ -198,14 +198,14 @@ def recommend(
     k: Annotated[int, typer.Option("-k", min=1, max=200, help="How many items to return.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Rank the catalog for a user with the current fusion model, optionally steered by a
-    query.
+    """Rank the catalog for a user with the ranker in service (collaborative + content),
+    optionally steered by a query.
 
     Items the user already interacted with are left out. Each item comes with its score, the
-    weights of its modalities, the history items that contributed most and, with a query,
-    the evidence that matched. With a query: score = (1 - w) * user score + w * query
-    similarity, both min-max normalised over the candidates (w =
-    settings.recommend_query_weight, default 0.5)."""
+    weights of its modalities, the history items behind its content score, the history items
+    whose fans also liked it (its collaborative score) and, with a query, the evidence that
+    matched. With a query: score = (1 - w) * ranker score + w * query similarity, both min-max
+    normalised over the candidates (w = settings.recommend_query_weight, default 0.5)."""
     try:
         result = PrismService().recommend(user, text=query, image=image, audio=audio, k=k)
     except (PrismError, FileNotFoundError) as exc:
@@ -219,15 +219,16 @@ def recommend(
     table = Table(title=f"For user {escape(result.user_id)} ({result.history} history items, {result.excluded} seen, "
                         f"model {result.checkpoint})", show_lines=True)
     for column, justify in (("#", "right"), ("item", "left"), ("score", "right"), ("modalities", "left"),
-                            ("from your history", "left"), ("query evidence", "left")):
+                            ("from your history", "left"), ("people who liked", "left"), ("query evidence", "left")):
         table.add_column(column, justify=justify)
     for rank, item in enumerate(result.items, start=1):
         modalities = " ".join(f"{m} {w:.2f}" for m, w in item.modalities.items())
         because = "\n".join(f"{escape(h.title)} [dim]({h.contribution:+.2f})[/]" for h in item.because)
+        together = "\n".join(f"{escape(h.title)} [dim]({h.contribution:+.2f})[/]" for h in item.also_liked)
         evidence = "\n".join(f"[dim]{e.channel}→{e.field} ({e.similarity:.2f})[/] {escape(e.text[:100])}"
                              for e in item.evidence)
         table.add_row(str(rank), f"{escape(item.title)}\n[dim]{escape(item.item_id)}[/]", f"{item.score:.4f}",
-                      modalities, because, evidence)
+                      modalities, because, together, evidence)
     out.print(table)
 
 

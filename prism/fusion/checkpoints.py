@@ -4,9 +4,11 @@ Layout under ``PRISM_HOME/models/fusion/``:
 
 * ``<name>.pt``: checkpoints written by :func:`prism.fusion.train.save_checkpoint` (config,
   weights, data hash, metrics).
+* ``<name>.collab.npz``: the collaborative half of the ranker trained with it
+  (:class:`prism.fusion.hybrid.CollaborativePart`: item–item weights and the gate).
 * ``current.json``: the pointer to the checkpoint in service (its path, sha256, fused space,
-  and the ratings file and ``min_rating`` it was trained on, which ``recommend`` reads
-  histories from).
+  its collaborative half, and the ratings file and ``min_rating`` it was trained on, which
+  ``recommend`` reads histories from).
 
 Serving runs on the CPU in float32, so a vector does not depend on where it was computed.
 """
@@ -26,6 +28,7 @@ from prism.settings import Settings
 from prism.weights import sha256_file
 
 if TYPE_CHECKING:
+    from prism.fusion.hybrid import CollaborativePart
     from prism.fusion.model import FusionModel
     from prism.fusion.train import Checkpoint
 
@@ -43,6 +46,9 @@ class CurrentCheckpoint(BaseModel):
     ratings: str | None = None
     min_rating: float | None = None
     created: str
+    # The collaborative half (None: a content-only checkpoint from before the hybrid ranker).
+    collaborative: str | None = None
+    collaborative_sha256: str | None = None
 
 
 def fusion_dir(settings: Settings) -> Path:
@@ -76,6 +82,7 @@ class Served:
 
     pointer: CurrentCheckpoint
     checkpoint: "Checkpoint"
+    collaborative: "CollaborativePart | None" = None
 
     @property
     def model(self) -> "FusionModel":
@@ -87,6 +94,31 @@ class Served:
 
 
 _LOADED: dict[tuple[str, str, float], "Checkpoint"] = {}
+_PARTS: dict[tuple[str, str, float], "CollaborativePart"] = {}
+
+
+def _verified(path: Path, sha256: str, what: str) -> Path:
+    if not path.is_file():
+        raise CheckpointError(f"the current {what} {path} does not exist: run `prism train` again")
+    if (actual := sha256_file(path)) != sha256:
+        raise CheckpointError(f"the current {what} {path} changed since it was made current "
+                              f"(sha256 {actual[:12]}…, expected {sha256[:12]}…): run `prism train` again")
+    return path
+
+
+def _collaborative(pointer: CurrentCheckpoint) -> "CollaborativePart | None":
+    if not pointer.collaborative:
+        return None
+    path = Path(pointer.collaborative)
+    key = (str(path), pointer.collaborative_sha256 or "", path.stat().st_mtime if path.is_file() else 0.0)
+    if key not in _PARTS:
+        from prism.fusion.hybrid import CollaborativePart  # deferred: numpy arrays of the catalog's size
+
+        _verified(path, pointer.collaborative_sha256 or "", "collaborative weights")
+        if len(_PARTS) >= 2:
+            _PARTS.pop(next(iter(_PARTS)))
+        _PARTS[key] = CollaborativePart.load(path)
+    return _PARTS[key]
 
 
 def load_current(settings: Settings) -> Served | None:
@@ -104,14 +136,11 @@ def load_current(settings: Settings) -> Served | None:
         # deferred: loading a checkpoint needs torch; reading the pointer does not
         from prism.fusion.train import load_checkpoint
 
-        if (actual := sha256_file(path)) != pointer.sha256:
-            raise CheckpointError(f"the current fusion checkpoint {path} changed since it was made current "
-                                  f"(sha256 {actual[:12]}…, expected {pointer.sha256[:12]}…): "
-                                  "run `prism train` again")
+        _verified(path, pointer.sha256, "fusion checkpoint")
         if len(_LOADED) >= 4:
             _LOADED.pop(next(iter(_LOADED)))
         _LOADED[key] = load_checkpoint(path, "cpu")
-    return Served(pointer, _LOADED[key])
+    return Served(pointer, _LOADED[key], _collaborative(pointer))
 
 
 def require_current(settings: Settings) -> Served:

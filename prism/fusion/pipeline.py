@@ -1,5 +1,6 @@
-"""``prism train``: fit the fusion model on the ratings over the stored items, save and register
-its checkpoint, and write every stored item's fused vector."""
+"""``prism train``: fit Prism's ranker (:mod:`prism.fusion.hybrid`: the fusion model and the
+collaborative item–item half) on the ratings over the stored items, save and register both,
+and write every stored item's fused vector."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from prism import spaces
 from prism.errors import InputError
 from prism.fusion.checkpoints import CURRENT, NAME, CurrentCheckpoint, Served, current, fusion_dir, set_current
 from prism.fusion.features import ItemFeatures, catalog_order, item_arrays
+from prism.fusion.hybrid import HybridRecommender
 from prism.fusion.model import FUSIONS
-from prism.fusion.recommender import FusionRecommender
 from prism.fusion.train import FusionTrainConfig, load_checkpoint, resolve_device, save_checkpoint
 from prism.fusion.vectors import write_fused
 from prism.ranking.interactions import Interactions, read_ratings, restrict_items
@@ -43,6 +44,11 @@ class TrainSummary(BaseModel):
         None, description="Validation NDCG@20 of the kept state (each user's latest interaction held out); "
         "None when no user had the three interactions a held-out one needs.")
     val_ndcg20: list[tuple[int, float]] = []
+    hybrid_val_ndcg20: float | None = Field(
+        None, description="Validation NDCG@20 of the served ranker (collaborative + content, gate chosen on it).")
+    collaborative: dict[str, float] = Field(
+        default_factory=dict, description="The collaborative half: lam (ridge), tau and mix (recency reading of a "
+        "user's history), w and k (the content gate), as chosen on validation.")
     seconds_per_epoch: float
     train_seconds: float
     items: int
@@ -100,7 +106,7 @@ def train(store: Store, settings: Settings, ratings: Path, min_rating: float | N
 
     modalities = tuple(dict.fromkeys(settings.fusion_modalities))
     item_features = ItemFeatures.from_arrays(catalog, *item_arrays(store, settings, catalog, modalities=modalities))
-    model = FusionRecommender(item_features, fusion, modalities,
+    model = HybridRecommender(item_features, fusion, modalities,
                               train_config=FusionTrainConfig(max_epochs=epochs, seed=seed, device=str(resolved)))
     if log:
         log(f"training {model.name} on {len(train_rows)} interactions of {data.n_users} users × {len(catalog)} "
@@ -112,11 +118,14 @@ def train(store: Store, settings: Settings, ratings: Path, min_rating: float | N
     metrics = {k: v for k, v in info.items() if k not in ("config", "data_hash")}
     metrics.update(ratings=str(ratings.resolve()), min_rating=min_rating, items=len(catalog), users=data.n_users,
                    interactions=len(train_rows), validation_interactions=len(held.test), seed=seed)
-    save_checkpoint(path, model.require_model(), model.require_model().config, info["data_hash"], metrics)
+    fusion_model = model.content.require_model()
+    save_checkpoint(path, fusion_model, fusion_model.config, info["data_hash"], metrics)
     sha = sha256_file(path)
+    collab_path = model.part().save(path.with_name(f"{name}.collab.npz"))
     pointer = CurrentCheckpoint(name=name, path=str(path.resolve()), sha256=sha,
                                 space=spaces.fused_space(sha).name, ratings=str(ratings.resolve()),
-                                min_rating=min_rating, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                                min_rating=min_rating, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                collaborative=str(collab_path.resolve()), collaborative_sha256=sha256_file(collab_path))
     # Fused vectors come from the saved file (CPU), exactly what serving and ingestion compute.
     served = Served(pointer, load_checkpoint(path, "cpu"))
     written = write_fused(store, settings, served, catalog)
@@ -132,6 +141,8 @@ def train(store: Store, settings: Settings, ratings: Path, min_rating: float | N
         name=name, path=str(path), sha256=sha, space=pointer.space, fusion=fusion, modalities=list(modalities),
         device=info["device"], epochs=info["epochs"], max_epochs=epochs, best_epoch=info["best_epoch"],
         best_val_ndcg20=info.get("best_val_ndcg@20"), val_ndcg20=[(int(e), float(v)) for e, v in info["val_ndcg@20"]],
+        hybrid_val_ndcg20=info.get("val_ndcg@20_hybrid"),
+        collaborative={k: float(info[k]) for k in ("lam", "tau", "mix", "w", "k")},
         seconds_per_epoch=info["seconds_per_epoch"], train_seconds=info["train_seconds"], items=len(catalog),
         users=data.n_users, interactions=len(train_rows), validation_interactions=len(held.test),
         fused_vectors=written, ratings=str(ratings), min_rating=min_rating, seed=seed, data_hash=info["data_hash"])

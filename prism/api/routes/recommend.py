@@ -36,7 +36,9 @@ def explained(result: RecommendResult) -> dict:
     out = result.model_dump()
     for item, raw in zip(result.items, out["items"]):
         parts = []
-        if item.because:
+        if item.also_liked:
+            parts.append("people who liked " + ", ".join(h.title for h in item.also_liked[:2]) + " also liked it")
+        elif item.because:
             parts.append("because you liked " + ", ".join(h.title for h in item.because[:2]))
         if item.evidence:
             best = item.evidence[0]
