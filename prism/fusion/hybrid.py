@@ -40,7 +40,7 @@ from prism.ranking.recommender import Recommender, Validate
 
 LAMS = (100.0, 200.0, 400.0)
 READINGS = ((0.0, 0.0), (10.0, 0.1), (10.0, 0.3), (10.0, 1.0), (20.0, 0.3), (20.0, 1.0))  # (tau, mix)
-GATES = tuple(product((0.05, 0.1, 0.2, 0.5, 1.0), (2.0, 10.0, 50.0)))  # (w, k)
+GATES = tuple(product((0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0), (2.0, 10.0, 50.0)))  # (w, k)
 DEFAULT = {"lam": 200.0, "tau": 10.0, "mix": 0.1, "w": 0.1, "k": 10.0}  # used without validation
 
 
