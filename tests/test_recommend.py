@@ -250,7 +250,7 @@ def test_cli_retrain_switches_to_a_new_space_and_leaves_the_old_one(trained, use
     result = runner.invoke(app, ["train", "--ratings", str(trained["ratings"]), "--epochs", "1", "--device", "cpu",
                                  "--fusion", "gated", "--name", "cli-run"])
     assert result.exit_code == 0, result.output
-    for field in ("best val NDCG@20", "seconds/epoch", "cpu", "cli-run.pt"):
+    for field in ("best val NDCG@20", "ranker val NDCG@20", "collaborative", "lam ", "seconds/epoch", "cpu", "cli-run.pt"):
         assert field in result.output
     new = checkpoints.current(settings)
     assert new.name == "cli-run" and new.space != old.space

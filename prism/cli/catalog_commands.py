@@ -181,7 +181,11 @@ def train(
     out.print(f"[bold]trained {escape(summary.name)}[/]", highlight=False)
     for key, value in (("fusion", f"{summary.fusion} ({'+'.join(summary.modalities)})"),
                        ("epochs", f"{summary.epochs} of {summary.max_epochs} (best {summary.best_epoch})"),
-                       ("best val NDCG@20", val), ("seconds/epoch", f"{summary.seconds_per_epoch:.2f}"),
+                       ("best val NDCG@20", val),
+                       ("ranker val NDCG@20", "n/a" if summary.hybrid_val_ndcg20 is None
+                        else f"{summary.hybrid_val_ndcg20:.4f} (collaborative + content)"),
+                       ("collaborative", ", ".join(f"{k} {v:g}" for k, v in summary.collaborative.items())),
+                       ("seconds/epoch", f"{summary.seconds_per_epoch:.2f}"),
                        ("device", summary.device),
                        ("data", f"{summary.interactions} interactions ({summary.validation_interactions} held out), "
                                 f"{summary.users} users, {summary.items} items"),
@@ -219,7 +223,7 @@ def recommend(
     table = Table(title=f"For user {escape(result.user_id)} ({result.history} history items, {result.excluded} seen, "
                         f"model {result.checkpoint})", show_lines=True)
     for column, justify in (("#", "right"), ("item", "left"), ("score", "right"), ("modalities", "left"),
-                            ("from your history", "left"), ("people who liked", "left"), ("query evidence", "left")):
+                            ("from your history", "left"), ("people who liked these liked it", "left"), ("query evidence", "left")):
         table.add_column(column, justify=justify)
     for rank, item in enumerate(result.items, start=1):
         modalities = " ".join(f"{m} {w:.2f}" for m, w in item.modalities.items())
