@@ -32,6 +32,7 @@ from prism.evals.baselines import (
 from prism.evals.crossmodal import ridge_baseline
 from prism.evals.fusion_grid import aligned_retrieval, fusion_factory, served_factory
 from prism.evals.mmrec_export import write_mmrec
+from prism.evals.peers import peer_models, peers_available
 from prism.evals.report import write_report
 from prism.evals.significance import paired_bootstrap
 from prism.fusion.features import ItemFeatures, catalog_order, stored_item_features
@@ -62,6 +63,8 @@ class Suite:
     baselines: bool = True
     # The served ranker (prism.fusion.hybrid: collaborative + content), as `prism train` builds it.
     served: bool = False
+    # Peer recommenders from Cornac (evals.peers), when it is installed.
+    peers: bool = False
 
 
 FUSION_GRID = tuple((f, m) for f in ("concat", "weighted", "attention", "gated")
@@ -74,16 +77,16 @@ SUITES = {
     "small": Suite("small", ("leave_last_one", "cold_items"), (None,), (0,), max_epochs=20, bootstrap_samples=500,
                    fusion_grid=(("attention", ("text", "image")),), fusion_epochs=3),
     "full": Suite("full", ("leave_last_one", "temporal", "cold_items"), (None, 4.0), (0, 1, 2), max_epochs=300,
-                  served=True),
+                  served=True, peers=True),
     # The fusion model's table: every strategy × modality set against every baseline, warm and cold.
     "fusion": Suite("fusion", ("leave_last_one", "cold_items"), (None,), (0, 1, 2), max_epochs=300,
-                    fusion_grid=FUSION_GRID, served=True),
+                    fusion_grid=FUSION_GRID, served=True, peers=True),
     # Which modalities the served model fuses: text+image, + hashed metadata, + poster captions.
     "modalities": Suite("modalities", ("leave_last_one", "cold_items"), (None,), (0,), max_epochs=300,
                         fusion_grid=MODALITY_GRID, baselines=False),
 }
 
-ITERATIVE = {"BPR-MF", "LightGCN"}
+ITERATIVE = {"BPR-MF", "LightGCN", "Cornac-BPR", "Cornac-VBPR"}
 
 
 def is_iterative(model_name: str) -> bool:
@@ -243,7 +246,8 @@ def run_suite(service: PrismService, suite: Suite, ratings_path: Path, out_dir: 
     all_ratings = read_ratings(ratings_path)
     results: dict = {"suite": asdict(suite), "protocols": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     features = stored_item_features(service.store, service.settings, catalog_ids)
-    factories = [*([baseline_models] if suite.baselines else []), *fusion_factories(suite), *(extra_models or [])]
+    factories = [*([baseline_models] if suite.baselines else []), *fusion_factories(suite),
+                 *([peer_models] if suite.peers else []), *(extra_models or [])]
     for variant in suite.rating_variants:
         data = all_ratings if variant is None else all_ratings.subset(all_ratings.ratings >= variant)
         data, dropped = restrict_items(data, catalog_ids)
@@ -264,6 +268,9 @@ def run_suite(service: PrismService, suite: Suite, ratings_path: Path, out_dir: 
         "store": str(service.settings.home),
     }
     results["versions"] = {p: version(p) for p in ("prism-recommender", "torch", "numpy", "chromadb")}
+    results["peers"] = {"requested": suite.peers, "cornac": version("cornac") if peers_available() else None,
+                        "ran": sorted({m for p in results["protocols"].values() for m in p["models"]
+                                       if m.startswith("Cornac-")})}
     results["machine"] = {"python": platform.python_version(), "platform": platform.platform()}
     results["wall_seconds"] = time.perf_counter() - started
     write_report(results, Path(out_dir))
