@@ -85,3 +85,15 @@ def api_home(tmp_path_factory, demo_catalog, movielens_dir, model_cache) -> dict
         users[line.split("\t")[0]] = users.get(line.split("\t")[0], 0) + 1
     user = sorted((u for u, n in users.items() if 5 <= n <= 15), key=int)[0]
     return {"home": home, "settings": settings, "user": user}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny matrices: thread hand-offs cost more than they save,
+    and the machine may be shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

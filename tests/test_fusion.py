@@ -23,13 +23,7 @@ from prism.ranking.protocol import evaluate_on, validator
 DIMS = {"text": 16, "image": 24}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny matrices: thread hand-offs cost more than they save, and the machine may be shared.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def latent_items(n: int, k: int = 6, noise: float = 0.1, missing: float = 0.15, seed: int = 0):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from prism.fusion.collaborative import ItemItem, item_weights, recency_profiles
 from prism.fusion.features import ItemFeatures
@@ -14,13 +13,7 @@ from prism.ranking import splits
 from prism.ranking.interactions import Interactions
 from prism.ranking.protocol import evaluate_on, validator
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_item_weights_are_each_items_ridge_regression_on_the_others():
