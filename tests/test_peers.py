@@ -37,7 +37,7 @@ def test_cornac_ease_scores_like_prisms_own_item_item_weights():
 
 
 def test_a_seeded_cornac_peer_is_repeatable_and_fitted_on_its_rows():
-    data, features = small(seed=1)
+    data, _ = small(seed=1)
     import cornac
 
     def bpr() -> CornacPeer:
