@@ -41,7 +41,8 @@ def extractive_pick(pick: Pick, ledger: Ledger, request: str, limit: int) -> Pic
     the reason quotes the film rather than saying nothing ("It matched your request.")."""
     cited = [ledger.evidence[e] for e in pick.evidence if e in ledger.evidence]
     if not any(r.kind in (*TEXT_KINDS, "history") for r in cited):
-        own = [r.id for r in ledger.evidence.values() if r.item_id == pick.item_id and r.kind in TEXT_KINDS]
+        mine = [r for r in ledger.evidence.values() if r.item_id == pick.item_id and r.id not in pick.evidence]
+        own = [r.id for r in mine if r.kind in TEXT_KINDS] or [r.id for r in mine if r.kind == "metadata"]
         pick = pick.model_copy(update={"evidence": [*pick.evidence, *own[:2]]})
     return pick.model_copy(update={"reason": extractive_reason(pick, ledger, request, limit)})
 
@@ -66,6 +67,6 @@ def extractive_reason(pick: Pick, ledger: Ledger, request: str, limit: int) -> s
         return text if len(text) <= limit else text[: text.rfind(" ", 0, limit - 1)] + "…"
     if history:
         return f'Because you liked "{history[0].text}".'[:limit]
-    if details := [r for r in refs if r.kind == "details"]:  # no plot in the catalog: its genres, say
+    if details := [r for r in refs if r.kind == "metadata"]:  # no plot in the catalog: its genres, say
         return details[0].text[:limit]
     return "It matched your request."

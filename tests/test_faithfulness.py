@@ -64,16 +64,18 @@ def test_the_extractive_reason_quotes_the_sentence_that_matches_the_request():
 def test_a_pick_citing_only_a_genre_line_gets_a_reason_from_its_own_plot():
     ledger = Ledger()
     ledger.add_candidate("24", "Fargo (1996)")
-    genres_line = ledger.add_evidence("details", "Genres: Crime, Drama, Thriller.", "24", "document")
+    genres_line = ledger.add_evidence("metadata", "Genres: Crime, Drama, Thriller.", "24", "document")
     plot = ledger.add_evidence("plot", FARGO_PLOT, "24", "document")
     ledger.add_evidence("plot", "A cowboy doll is jealous of a spaceman.", "1", "document")
     pick = extractive_pick(Pick(item_id="24", reason="x", evidence=[genres_line.id]), ledger, "a kidnap", 140)
     assert pick.evidence == [genres_line.id, plot.id]
     assert pick.reason == "He tries various schemes to come up with money, including hiring two men to kidnap his wife."
     ledger.add_candidate("9", "Lover's Knot (1996)")  # no plot in the catalog: the reason says what the details say
-    only_details = ledger.add_evidence("details", "Genres: Comedy.", "9", "document")
+    only_details = ledger.add_evidence("metadata", "Genres: Comedy.", "9", "document")
     assert extractive_pick(Pick(item_id="9", reason="x", evidence=[only_details.id]), ledger, "a comedy", 140).reason \
         == "Genres: Comedy."
+    cites_nothing = extractive_pick(Pick(item_id="9", reason="x", evidence=[]), ledger, "a comedy", 140)
+    assert cites_nothing.evidence == [only_details.id] and cites_nothing.reason == "Genres: Comedy."
 
 
 @pytest.mark.parametrize("reason, supported", [
