@@ -37,7 +37,7 @@ class CornacPeer(Recommender):
         self.info: dict = {}
 
     def fit(self, train: Interactions, validate=None) -> "CornacPeer":
-        from cornac.data import Dataset, ImageModality
+        from cornac.data import Dataset, ImageModality  # deferred: Cornac is an optional extra
 
         started = time.perf_counter()
         pairs = np.unique(np.stack([train.users, train.items]), axis=1)
@@ -67,7 +67,7 @@ def peer_models(features: ItemFeatures, seed: int, suite) -> list[Recommender]:
     """A ``ModelFactory``: Cornac's BPR, EASE and VBPR, or nothing without Cornac."""
     if not peers_available():
         return []
-    import cornac
+    import cornac  # deferred: Cornac is an optional extra
 
     return [CornacPeer("BPR", lambda: cornac.models.BPR(k=64, max_iter=100, learning_rate=0.01, lambda_reg=0.001,
                                                         seed=seed, verbose=False)),
