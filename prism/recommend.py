@@ -115,10 +115,10 @@ def _minmax(values: np.ndarray) -> np.ndarray:
 
 
 def _collaborative(part: CollaborativePart, catalog: list[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                                        np.ndarray, dict[str, int]]:
+                                                                                        np.ndarray]:
     """(the user's profile over the part's items, collaborative scores over ``catalog``, each
-    catalog item's training users, the part's item index) for a user's history ``rows``."""
-    where = {item_id: j for j, item_id in enumerate(part.item_ids)}
+    catalog item's training users) for a user's history ``rows``."""
+    where = part.index
     known = np.array([str(i) in where for i in rows[:, 1]], dtype=bool)
     n = len(part.item_ids)
     profile = recency_profiles(np.zeros(int(known.sum()), np.int64), np.array([where[str(i)] for i in rows[known, 1]],
@@ -129,7 +129,7 @@ def _collaborative(part: CollaborativePart, catalog: list[str], rows: np.ndarray
         mine, theirs = (np.array(a) for a in zip(*on_part))
         scores[mine] = part.collab.scores(profile[None])[0, theirs]
         counts[mine] = part.collab.counts[theirs]
-    return profile, scores, counts, where
+    return profile, scores, counts
 
 
 def recommend(store: Store, settings: Settings, user_id: str, text: str | None = None, image: Path | None = None,
@@ -167,7 +167,7 @@ def recommend(store: Store, settings: Settings, user_id: str, text: str | None =
     collab_scores = None
     ranker_scores = user_scores
     if part is not None:
-        profile, collab_scores, counts, where = _collaborative(part, catalog, liked)
+        profile, collab_scores, counts = _collaborative(part, catalog, liked)
         ranker_scores = blend(collab_scores[None], user_scores[None], counts, part.gate)[0]
     candidates = np.setdiff1d(np.arange(len(catalog)), np.asarray(seen, dtype=np.int64))
     result = RecommendResult(user_id=user_id, checkpoint=served.pointer.name, space=served.space,
@@ -210,7 +210,8 @@ def recommend(store: Store, settings: Settings, user_id: str, text: str | None =
     explanations = explain(model, inputs, torch.tensor([local[h] for h in history] or [0], dtype=torch.long),
                            hist_mask[0], torch.tensor([local[int(r)] for r in chosen], dtype=torch.long),
                            None, TOP_HISTORY)
-    together = {row: part.collab.because(profile, where[catalog[row]]) if part is not None and catalog[row] in where
+    together = {row: part.collab.because(profile, part.index[catalog[row]])
+                if part is not None and catalog[row] in part.index
                 else [] for row in chosen.tolist()}
     wanted = ({catalog[r] for r in chosen} | {catalog[local_rows[j]] for ex in explanations for j, _, _ in ex.history}
               | {part.item_ids[j] for pairs in together.values() for j, _ in pairs})

@@ -66,6 +66,10 @@ class CollaborativePart:
     item_ids: list[str]
     gate: tuple[float, float]
 
+    def __post_init__(self) -> None:
+        # Built once per loaded part (checkpoints caches parts), not on every request.
+        self.index = {item_id: j for j, item_id in enumerate(self.item_ids)}
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         with path.open("wb") as handle:
@@ -125,8 +129,10 @@ class HybridRecommender(Recommender):
         return self
 
     def _use(self, collab: ItemItem, gate: tuple[float, float]) -> None:
+        reading = (collab.tau, collab.mix)
+        if getattr(self, "_reading", None) != reading:  # the gate grid keeps one reading: read users once
+            self._profiles, self._reading = collab.profiles(self.train_rows), reading
         self.collab, self.gate = collab, gate
-        self._profiles = collab.profiles(self.train_rows)
 
     def score(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users)
