@@ -6,7 +6,8 @@ The message is free text, so it is checked before anyone reads it:
   sentence copied from an injected item description;
 * ``copied_from_data``: it repeats a run of :data:`COPY_WORDS` or more words of a candidate's
   stored text (the message talks to the user; quotes belong in the evidence);
-* ``names_non_pick``: it names a candidate that is not among the picks;
+* ``names_non_pick``: it names a candidate that is not among the picks, or any other catalog
+  film (:class:`prism.titles.CatalogTitles`) that neither the user nor this turn's evidence named;
 * ``unsupported_claim``: a sentence that names a pick calls it a genre its record and texts do
   not name ("The Deep Field is a calm sci-fi film" of a documentary), denies one they do, or
   gives it a year they do not hold ("released in 1936" of a 1996 film, the year of the user's
@@ -26,13 +27,17 @@ import re
 from prism.agent.evidence import Answer, Ledger, Violation
 from prism.faithfulness import genre_claims, item_facts
 from prism.store import Store
-from prism.titles import bare_title, names, without_titles
+from prism.titles import bare_title, catalog_titles, names, without_titles
 from prism.untrusted import instruction_spans
 
 COPY_WORDS = 8
 _WORD = re.compile(r"\w+", re.UNICODE)
 REFERS_BACK = re.compile(r"\s*(?:it|its|it's|this|that|these|those|they|the (?:film|movie|story|plot))\b", re.I)
 YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+TASTE_CLAIM = re.compile(r"\b(?:your (?:own )?(?:tastes?|history|ratings?|preferences?|favou?rites?|past|viewing)"
+                         r"|you(?:'ve| have)? (?:liked|loved|enjoyed|rated|watched|seen))\b", re.I)
+STATED_TASTE = re.compile(r"\b(?:I (?:really |usually |often |also )?(?:like|love|enjoy|liked|loved|enjoyed|adore|prefer)"
+                          r"|I'm (?:a fan|into)|my favou?rite)", re.I)
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])|\n+")
 
 
@@ -42,10 +47,12 @@ def _word_runs(text: str, n: int) -> set[tuple[str, ...]]:
 
 
 def message_violations(answer: Answer, ledger: Ledger, store: Store,
-                       also_named: dict[str, str] | None = None) -> list[Violation]:
+                       also_named: dict[str, str] | None = None, said: str = "",
+                       knows_taste: bool = False) -> list[Violation]:
     """Every problem of ``answer.message`` (empty: it may be shown). ``also_named``: titles
     (by item id) the message may not name unless picked besides this turn's candidates, e.g.
-    the previous answer's picks after "not that one"."""
+    the previous answer's picks after "not that one". ``said``: what the user said in this
+    session (titles in it may be named). ``knows_taste``: the session remembers what they like."""
     message = answer.message
     violations = []
     if spans := instruction_spans(message):
@@ -66,6 +73,18 @@ def message_violations(answer: Answer, ledger: Ledger, store: Store,
         if item_id not in picked and names(unpicked_text, title):
             violations.append(Violation(kind="names_non_pick", item_id=item_id,
                                         detail=f"the message names {title}, which is not among the picks"))
+    catalog = catalog_titles(store)
+    allowed = catalog.named_in(" ".join([said, *(r.text for r in ledger.evidence.values())]))
+    for item_id in sorted(catalog.named_in(unpicked_text) - allowed - picked - set(ledger.candidates)
+                          - set(also_named or {})):
+        violations.append(Violation(kind="names_non_pick", item_id=item_id,
+                                    detail=f"the message names {catalog.titles[item_id]}, which is not among the "
+                                           "picks; name only the picks"))
+    history = any(r.kind == "history" for r in ledger.evidence.values())
+    if (claim := TASTE_CLAIM.search(message)) and not (history or knows_taste or STATED_TASTE.search(said)):
+        violations.append(Violation(kind="unsupported_claim", detail=f"the message says {claim.group(0)!r}, but "
+                                    "nothing in this conversation tells what the user likes; do not speak of "
+                                    "their taste"))
     return violations + claim_violations(message, [p.item_id for p in answer.picks], ledger.candidates, store)
 
 

@@ -181,6 +181,7 @@ class Agent:
 
         usable = usable_tools(tools, ctx)
         earlier = self._earlier_titles(session)
+        said = " ".join([*(t.request for t in session.turns), request])
         answer_now = False
         for step in range(self.settings.agent_max_steps):
             allow_tools = step < self.settings.agent_max_steps - 1 and not answer_now
@@ -218,7 +219,8 @@ class Agent:
             violations = (validate(parsed.answer, ctx.ledger, self.service.store)
                           + steered_picks(parsed.answer, ctx.ledger, self.settings.agent_max_picks))
             rejected = {v.item_id for v in violations if v.item_id}
-            violations += (message_violations(parsed.answer, ctx.ledger, self.service.store, earlier)
+            violations += (message_violations(parsed.answer, ctx.ledger, self.service.store, earlier, said,
+                                              bool(ctx.preferences))
                            + reason_violations(parsed.answer, ctx.ledger, self.service.store, request, rejected))
             trace.violations += violations
             if violations and not trace.reasked_for_grounding and step < self.settings.agent_max_steps - 1:
@@ -237,7 +239,7 @@ class Agent:
         answer = self._keep_tool_order(answer, ctx, request, trace)
         answer = self._fill(answer, ctx, request, trace)
         answer = self._faithful(answer, ctx, trace.topic or request, trace)  # a voice turn: the words heard
-        if message_violations(answer, ctx.ledger, self.service.store, earlier):
+        if message_violations(answer, ctx.ledger, self.service.store, earlier, said, bool(ctx.preferences)):
             # Still not showable after the re-ask (or the picks it named were dropped): code writes it.
             answer = answer.model_copy(update={"message": plain_message(answer, request, ctx.ledger.candidates)})
             trace.message_replaced = True

@@ -35,7 +35,7 @@ from prism.faithfulness import check_reason, item_facts
 from prism.fusion.checkpoints import current
 from prism.history import read_ratings_rows
 from prism.service import PrismService
-from prism.titles import names, without_titles
+from prism.titles import catalog_titles, names, without_titles
 from prism.untrusted import looks_like_instruction
 
 SUITE_CHECKPOINT = "agent-suite"
@@ -186,6 +186,11 @@ def score_turn(svc: PrismService, case: Case, result: Any) -> dict:
     title = {i: r["metadata"].get("title", "") for i, r in records.items()}
     unpicked = without_titles(message, [title.get(i, "") for i in picked])
     names_non_pick = sum(1 for i in candidates - picked if names(unpicked, title.get(i, "")))
+    # Any other catalog film counts too, unless the user or the cited evidence named it first.
+    catalog = catalog_titles(svc.store)
+    allowed = catalog.named_in(" ".join([*(t.text for t in case.turns),
+                                         *(c["text"] for c in result.evidence.values() if c)]))
+    names_non_pick += len(catalog.named_in(unpicked) - candidates - picked - allowed)
     said = " ".join([message, *(p.reason for p in answer.picks)])
     return {
         "request": result.request, "picks": [p.item_id for p in answer.picks], "message": message,

@@ -202,6 +202,15 @@ class Store:
                 found[entry_id] = np.asarray(vector, dtype=np.float32)
         return found
 
+    def item_titles(self) -> dict[str, str]:
+        """Every committed item's title by id ("" where it has none)."""
+        titles: dict[str, str] = {}
+        while True:  # in pages: a whole large catalog's metadata in one reply is needlessly big
+            got = self.collection(ITEMS).get(include=["metadatas"], limit=self.max_batch, offset=len(titles))
+            if not got["ids"]:
+                return titles
+            titles.update((item_id, str(meta.get("title") or "")) for item_id, meta in zip(got["ids"], got["metadatas"]))
+
     def all_item_ids(self) -> list[str]:
         """Ids of every committed item."""
         return list(self.collection(ITEMS).get(include=[])["ids"])

@@ -4,6 +4,7 @@ names it. One reading for the agent's message check and the agent suite's own ch
 from __future__ import annotations
 
 import re
+import weakref
 
 _YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
 _ARTICLE = re.compile(r"^(.*), (The|A|An)$")
@@ -37,3 +38,65 @@ def without_titles(text: str, titles: list[str]) -> str:
         for form in title_forms(title):
             text = re.sub(re.escape(form), " ", text, flags=re.IGNORECASE)
     return text
+
+
+_WORDS = re.compile(r"\w+", re.UNICODE)
+_ALTERNATE = re.compile(r"\s*\([^)]*\)\s*$")
+_ARTICLES = {"the", "a", "an"}
+_QUOTES = "'\"‘’“”*_«「《"
+
+
+def _catalog_forms(title: str) -> set[str]:
+    """The forms of :func:`title_forms` and, for a title with an alternate name in brackets
+    ("French Twist (Gazon maudit) (1995)"), the same without it."""
+    forms = set(title_forms(title))
+    bare = bare_title(title)
+    if (short := _ALTERNATE.sub("", bare)) != bare:
+        forms |= set(title_forms(short))
+    return forms
+
+
+class CatalogTitles:
+    """Which catalog titles a text names, read as a person would read them.
+
+    A title is named when its words appear in the text with its capitals ("French Twist", not
+    "a french twist"). A title of one word besides an article ("Heat", "The Game", "Michael")
+    is also an everyday word or name, so it counts only in quotes or italics ("'Heat'"). The
+    lookup costs one dictionary probe per word run, not one pattern per catalog title."""
+
+    def __init__(self, titles: dict[str, str]) -> None:
+        self._by_words: dict[tuple[str, ...], list[tuple[str, bool]]] = {}
+        for item_id, title in titles.items():
+            for form in _catalog_forms(title):
+                words = tuple(_WORDS.findall(form))
+                if words:
+                    plain_name = len([w for w in words if w.casefold() not in _ARTICLES]) >= 2
+                    self._by_words.setdefault(words, []).append((item_id, plain_name))
+        self._longest = max((len(w) for w in self._by_words), default=0)
+        self.titles = dict(titles)
+
+    def named_in(self, text: str) -> set[str]:
+        """Ids of the catalog items whose titles ``text`` names."""
+        spans = [(m.group(0), m.start()) for m in _WORDS.finditer(text)]
+        found: set[str] = set()
+        for start in range(len(spans)):
+            for length in range(1, min(self._longest, len(spans) - start) + 1):
+                words = tuple(w for w, _ in spans[start:start + length])
+                for item_id, plain_name in self._by_words.get(words, ()):
+                    at = spans[start][1]
+                    if plain_name or (at > 0 and text[at - 1] in _QUOTES):
+                        found.add(item_id)
+        return found
+
+
+def catalog_titles(store) -> CatalogTitles:
+    """The :class:`CatalogTitles` of ``store``'s items (anything with ``count_items()`` and
+    ``item_titles()``), built once per store and rebuilt when its number of items changes."""
+    count = store.count_items()
+    cached = _CATALOGS.get(store)
+    if cached is None or cached[0] != count:
+        cached = _CATALOGS[store] = (count, CatalogTitles(store.item_titles()))
+    return cached[1]
+
+
+_CATALOGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

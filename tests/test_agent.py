@@ -657,6 +657,40 @@ def test_a_message_may_not_name_the_last_answers_picks_after_not_that_one(servic
     assert plain_message(answer, "x", {"quiet-orbit": "Quiet Orbit (2021)"}) == "You might like Quiet Orbit."
 
 
+def test_catalog_titles_are_read_as_a_person_reads_them():
+    from prism.titles import CatalogTitles
+
+    catalog = CatalogTitles({"1": "French Twist (Gazon maudit) (1995)", "2": "Heat (1995)", "3": "Game, The (1997)",
+                             "4": "Star Wars (1977)"})
+    assert catalog.named_in("The comedy romance film 'French Twist' (Gazon maudit) fits.") == {"1"}
+    assert catalog.named_in("A french twist on Star Wars.") == {"4"}  # a title keeps its capitals
+    # A one-word title is an everyday word unless it is quoted or set in italics.
+    assert catalog.named_in("Heat rises. The Game is afoot.") == set()
+    assert catalog.named_in("Try 'Heat' or *The Game*.") == {"2", "3"}
+
+
+def test_a_message_may_name_no_other_catalog_film_and_claim_no_taste_it_was_not_told(service, sessions):
+    from prism.agent.evidence import Answer, Ledger, Pick
+    from prism.agent.message_check import message_violations
+
+    ledger = Ledger()
+    ledger.add_candidate("quiet-orbit", "Quiet Orbit", 0)
+    ref = ledger.add_evidence("plot", "A calm story in orbit.", "quiet-orbit", "document")
+    answer = Answer(message="Quiet Orbit is calm, like Midnight Harbour.",
+                    picks=[Pick(item_id="quiet-orbit", reason="Calm.", evidence=[ref.id])])
+    flagged = message_violations(answer, ledger, service.store)
+    assert [(v.kind, v.item_id) for v in flagged] == [("names_non_pick", "midnight-harbour")]
+    assert not message_violations(answer, ledger, service.store, said="something like Midnight Harbour")
+
+    taste = answer.model_copy(update={"message": "Based on your taste, Quiet Orbit fits."})
+    assert [v.kind for v in message_violations(taste, ledger, service.store, said="What should I watch?")] == [
+        "unsupported_claim"]
+    assert not message_violations(taste, ledger, service.store, said="I usually enjoy calm films.")
+    assert not message_violations(taste, ledger, service.store, knows_taste=True)
+    ledger.add_evidence("history", "You rated The Deep Field 5 of 5.", None, None)
+    assert not message_violations(taste, ledger, service.store)
+
+
 def test_a_genre_line_is_never_shown_as_a_plot():
     from prism.agent.toolkit import plot_of
 
