@@ -87,6 +87,11 @@ def test_the_hybrid_reads_recency_where_order_decides():
     assert model.collab.tau > 0  # validation chose a recency reading over the plain binary row
     assert model.gate in GATES and model.info["val_ndcg@20_hybrid"] > 0
     assert evaluate_on(model, split)[0]["ndcg@20"] > 0.5  # the next item on the ring
+    # The grids score from halves computed once per batch; scored afresh, the chosen setting's
+    # validation value is the same.
+    assert np.isclose(validator(split)(model), model.info["val_ndcg@20_hybrid"])
+    best = max(model.info["grid"][: -len(GATES)], key=lambda g: g[0])[1]
+    assert (model.collab.lam, model.collab.tau, model.collab.mix) == (best["lam"], best["tau"], best["mix"])
 
 
 def test_cold_items_are_ranked_by_content_alone():

@@ -97,6 +97,7 @@ class HybridRecommender(Recommender):
         self.collab: ItemItem | None = None
         self.gate = (DEFAULT["w"], DEFAULT["k"])
         self.info: dict = {}
+        self._memo: dict | None = None  # the halves' scores by user batch, kept only while fitting
 
     def fit(self, train: Interactions, validate: Validate | None = None) -> "HybridRecommender":
         self.fitted_on = train.digest()
@@ -105,6 +106,9 @@ class HybridRecommender(Recommender):
         choices: list[tuple[float, dict]] = []
         fits = {lam: ItemItem.fit(train, lam) for lam in (LAMS if validate else (DEFAULT["lam"],))}
         self.train_rows = train
+        # The grids re-score the same validation users 39 times, but the content half never changes
+        # and the collaborative half only with (lam, reading): each is computed once per batch.
+        self._memo = {}
         if validate is None:
             self._use(fits[DEFAULT["lam"]].reading(DEFAULT["tau"], DEFAULT["mix"]), (DEFAULT["w"], DEFAULT["k"]))
         else:
@@ -126,6 +130,7 @@ class HybridRecommender(Recommender):
         self.info.update(collab_seconds=time.perf_counter() - started, lam=self.collab.lam, tau=self.collab.tau,
                          mix=self.collab.mix, w=self.gate[0], k=self.gate[1])
         self.info["train_seconds"] = self.content.info.get("train_seconds", 0.0) + self.info["collab_seconds"]
+        self._memo = None
         return self
 
     def _use(self, collab: ItemItem, gate: tuple[float, float]) -> None:
@@ -136,8 +141,20 @@ class HybridRecommender(Recommender):
 
     def score(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users)
-        return blend(self.collab.scores(self._profiles[users]), self.content.score(users), self.collab.counts,
-                     self.gate)
+        return blend(*self._halves(users), self.collab.counts, self.gate)
+
+    def _halves(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._memo is None:
+            return self.collab.scores(self._profiles[users]), self.content.score(users)
+        batch, collab_key = users.tobytes(), (self.collab.lam, self._reading)
+        if self._memo.get("collab_key") != collab_key:
+            self._memo.update(collab_key=collab_key, collab={})
+        if batch not in self._memo["collab"]:
+            self._memo["collab"][batch] = self.collab.scores(self._profiles[users])
+        content = self._memo.setdefault("content", {})
+        if batch not in content:
+            content[batch] = self.content.score(users)
+        return self._memo["collab"][batch], content[batch]
 
     def part(self) -> CollaborativePart:
         """The fitted collaborative half and gate, by item id, for serving."""
