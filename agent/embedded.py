@@ -26,7 +26,8 @@ class EmbeddedServer:
 
 def embedded_server(settings: Settings) -> EmbeddedServer:
     """The running embedded server for ``settings`` (started on first use)."""
-    key = ("llm", *settings.model_key("llm_embedded_model", "llm_context", "llm_threads", "llm_parallel"))
+    key = ("llm", *settings.model_key("llm_embedded_model", "llm_context", "llm_threads", "llm_parallel",
+                                      "llm_speculative"))
     return once(key, lambda: _start(settings))
 
 
@@ -44,6 +45,9 @@ def _start(settings: Settings) -> EmbeddedServer:
     params.cache_prompt = True
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
+    if settings.llm_speculative == "ngram":
+        # Answers repeat ids, titles and words of the prompt: drafts looked up there are often right.
+        params.speculative.types = [xllamacpp.common_speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]
     params.hostnames = ["127.0.0.1"]
     params.port = 0  # any free port
     params.verbosity = 0

@@ -13,6 +13,7 @@ on OpenAI) and/or offer native ``tools``. Tokens are streamed to ``on_token`` as
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,26 @@ class LLMError(RuntimeError):
     """The chat model could not be reached or failed; the message names the endpoint."""
 
 
+class InFlight:
+    """How many chat requests this process has waiting on or running in its chat models: the
+    queue depth that ``/healthz`` reports."""
+
+    def __init__(self) -> None:
+        self._lock, self.count = threading.Lock(), 0
+
+    def __enter__(self) -> "InFlight":
+        with self._lock:
+            self.count += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+LLM_REQUESTS = InFlight()
+
+
 class OpenAIChat:
     """Any OpenAI-compatible chat endpoint, always streamed (for time to first token)."""
 
@@ -86,31 +107,32 @@ class OpenAIChat:
         calls: dict[int, dict] = {}
         reply = LLMReply(content="")
         try:
-            for chunk in self.client.chat.completions.create(**request):
-                timings = (chunk.model_extra or {}).get("timings")
-                if isinstance(timings, dict) and "prompt_ms" in timings:
-                    reply.prompt_seconds = timings["prompt_ms"] / 1000
-                    reply.generation_seconds = timings.get("predicted_ms", 0.0) / 1000
-                if chunk.usage:
-                    reply.prompt_tokens = chunk.usage.prompt_tokens or 0
-                    reply.completion_tokens = chunk.usage.completion_tokens or 0
-                    details = getattr(chunk.usage, "prompt_tokens_details", None)
-                    reply.cached_tokens = (getattr(details, "cached_tokens", 0) or 0) if details else 0
-                if not chunk.choices:
-                    continue
-                delta = chunk.choices[0].delta
-                if delta.content:
-                    first = first if first is not None else time.perf_counter() - started
-                    text.append(delta.content)
-                    if on_token:
-                        on_token(delta.content)
-                for call in delta.tool_calls or []:
-                    first = first if first is not None else time.perf_counter() - started
-                    slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                    slot["id"] = call.id or slot["id"]
-                    if call.function:
-                        slot["name"] += call.function.name or ""
-                        slot["arguments"] += call.function.arguments or ""
+            with LLM_REQUESTS:
+                for chunk in self.client.chat.completions.create(**request):
+                    timings = (chunk.model_extra or {}).get("timings")
+                    if isinstance(timings, dict) and "prompt_ms" in timings:
+                        reply.prompt_seconds = timings["prompt_ms"] / 1000
+                        reply.generation_seconds = timings.get("predicted_ms", 0.0) / 1000
+                    if chunk.usage:
+                        reply.prompt_tokens = chunk.usage.prompt_tokens or 0
+                        reply.completion_tokens = chunk.usage.completion_tokens or 0
+                        details = getattr(chunk.usage, "prompt_tokens_details", None)
+                        reply.cached_tokens = (getattr(details, "cached_tokens", 0) or 0) if details else 0
+                    if not chunk.choices:
+                        continue
+                    delta = chunk.choices[0].delta
+                    if delta.content:
+                        first = first if first is not None else time.perf_counter() - started
+                        text.append(delta.content)
+                        if on_token:
+                            on_token(delta.content)
+                    for call in delta.tool_calls or []:
+                        first = first if first is not None else time.perf_counter() - started
+                        slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                        slot["id"] = call.id or slot["id"]
+                        if call.function:
+                            slot["name"] += call.function.name or ""
+                            slot["arguments"] += call.function.arguments or ""
         except openai.OpenAIError as error:
             raise LLMError(f"the chat model {self.name} failed: {type(error).__name__}: {error}") from error
         reply.content = "".join(text)

@@ -17,6 +17,8 @@ trace). Events (``step``, ``tool``, ``token``, ``answer``) stream to ``on_event`
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,8 +48,19 @@ from prism.agent.toolkit import TurnContext, as_data, build_tools, own_plot
 from prism.errors import PrismError
 from prism.prompts import load_prompt
 from prism.service import PrismService
+from prism.untrusted import without_instructions
 
 EventCallback = Callable[[dict], None]
+FAST_MESSAGE_TOKENS = 60  # a short sentence or two, as JSON
+FAST_MESSAGE_CHARS = 160  # room for one sentence naming three titles
+
+
+def film_line(title: str, record: dict | None) -> str:
+    """"Quiet Orbit (2019): Sci-Fi, Drama": what the fast message may say of a film."""
+    meta = (record or {}).get("metadata", {})
+    year = f" ({meta['year']})" if meta.get("year") and not re.search(r"\(\d{4}\)", title) else ""
+    genres = ", ".join(meta.get("genres") or [])
+    return without_instructions(f"{title}{year}" + (f": {genres}" if genres else ""))
 
 
 def usable_tools(tools, ctx: TurnContext) -> list:
@@ -110,6 +123,8 @@ class Trace(BaseModel):
                        "older\") the earlier turn's topic.")
     constraints: str = Field("", description="The constraints read from the user's words and applied to the "
                              "tools' results (prism.agent.constraints).")
+    fast_answer: bool = Field(False, description="Code picked the prefetched tools' best-ranked candidates and the "
+                              "LLM wrote only the message (settings.agent_fast_answer).")
     withheld_instructions: dict[str, list[str]] = Field(
         default_factory=dict, description="Per item, instruction-like spans withheld from the model.")
 
@@ -162,7 +177,6 @@ class Agent:
         trace = Trace(backend=self.llm.name, constraints=ctx.constraints.describe(), topic=topic)
         prefetched = self._prefetch(topic, ctx, tools, trace, emit) if self.settings.agent_prefetch else ""
         messages = self._opening(session, request, ctx, tools, prefetched)
-        answer: Answer | None = None
         repairs_left = self.settings.agent_max_repairs
         stream = None
 
@@ -181,9 +195,12 @@ class Agent:
 
         usable = usable_tools(tools, ctx)
         earlier = self._earlier_titles(session)
+        answer: Answer | None = None
+        if self.settings.agent_fast_answer and prefetched:
+            answer = self._tools_answer(ctx, topic, trace, emit)
         said = " ".join([*(t.request for t in session.turns), request])
         answer_now = False
-        for step in range(self.settings.agent_max_steps):
+        for step in range(0 if answer is not None else self.settings.agent_max_steps):
             allow_tools = step < self.settings.agent_max_steps - 1 and not answer_now
             stream = MessageStream(on_text)
             try:
@@ -236,22 +253,27 @@ class Agent:
         if answer is None:
             answer = self._fallback(ctx)
             trace.fallback = True
+        elif not trace.fast_answer:
+            self._emit_cards(answer, ctx, emit)  # the model's picks, checked, before its message is
         answer = self._keep_tool_order(answer, ctx, request, trace)
         answer = self._fill(answer, ctx, request, trace)
         answer = self._faithful(answer, ctx, trace.topic or request, trace)  # a voice turn: the words heard
+        if trace.fast_answer:
+            answer = answer.model_copy(update={"message": self._fast_message(session, request, answer, ctx, trace)})
         if message_violations(answer, ctx.ledger, self.service.store, earlier, said, bool(ctx.preferences)):
             # Still not showable after the re-ask (or the picks it named were dropped): code writes it.
             answer = answer.model_copy(update={"message": plain_message(answer, request, ctx.ledger.candidates)})
             trace.message_replaced = True
         trace.withheld_instructions = {k: v[:3] for k, v in ctx.ledger.flagged.items()}
         trace.candidates = list(ctx.ledger.candidates)
-        answer = Answer(message=render.whole_sentences(answer.message, MESSAGE_CHARS), picks=[
+        answer = Answer(message=render.whole_sentences(answer.message, FAST_MESSAGE_CHARS if trace.fast_answer
+                                                      else MESSAGE_CHARS), picks=[
             p.model_copy(update={"reason": render.whole_sentences(p.reason, REASON_CHARS)})
             for p in answer.picks[: self.settings.agent_max_picks]])
         text = render.answer_text(answer, ctx.ledger)
         # The checked message goes out as the turn's text stream; without a streamed message
         # (native tool mode, fallback) the whole text does.
-        show(answer.message if held and answer.message.strip() else text)
+        show(answer.message if (held or trace.fast_answer) and answer.message.strip() else text)
         trace.latency_seconds = time.perf_counter() - started
         cited = {e: ctx.ledger.evidence[e] for p in answer.picks for e in p.evidence if e in ctx.ledger.evidence}
         titles = {p.item_id: ctx.ledger.candidates.get(p.item_id, p.item_id) for p in answer.picks}
@@ -297,7 +319,12 @@ class Agent:
         else:
             reply = self.llm.complete(messages, json_schema=schema, max_tokens=settings.llm_max_tokens,
                                       on_token=on_token)
-        trace.steps.append(StepTrace(kind="llm", name="step", seconds=round(reply.seconds, 3),
+        self._record(reply, trace, "step")
+        return reply
+
+    @staticmethod
+    def _record(reply: LLMReply, trace: Trace, name: str) -> None:
+        trace.steps.append(StepTrace(kind="llm", name=name, seconds=round(reply.seconds, 3),
                                      prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                                      cached_tokens=reply.cached_tokens, prompt_seconds=reply.prompt_seconds,
                                      generation_seconds=reply.generation_seconds,
@@ -306,7 +333,6 @@ class Agent:
         trace.prompt_tokens += reply.prompt_tokens
         trace.completion_tokens += reply.completion_tokens
         trace.cached_tokens += reply.cached_tokens
-        return reply
 
     @staticmethod
     def _parse(reply: LLMReply, tools) -> ToolStep | AnswerStep:
@@ -385,6 +411,53 @@ class Agent:
                          "function": {"name": native.name, "arguments": native.arguments or "{}"}}]},
                     {"role": "tool", "tool_call_id": native.id or "call_0", "content": data}]
         return [{"role": "assistant", "content": reply.content}, {"role": "user", "content": data}]
+
+    def _tools_answer(self, ctx: TurnContext, request: str, trace: Trace, emit: EventCallback) -> Answer | None:
+        """The fast answer's picks (settings.agent_fast_answer): the prefetched tools' best-ranked
+        candidates, each with an extractive reason, streamed as cards at once. None when the
+        tools found nothing to pick (the model's steps take over)."""
+        spare = self._spare(Answer(message="", picks=[]), ctx)[: self.settings.agent_max_picks]
+        if not spare:
+            return None
+        answer = Answer(message="", picks=[self._code_pick(i, ctx, request) for i in spare])
+        trace.fast_answer = True
+        self._emit_cards(answer, ctx, emit)
+        return answer
+
+    @staticmethod
+    def _emit_cards(answer: Answer, ctx: TurnContext, emit: EventCallback) -> None:
+        """A ``card`` event per pick (title, reason, cited evidence), before the message is ready."""
+        for pick in answer.picks:
+            cited = [ctx.ledger.evidence[e] for e in pick.evidence if e in ctx.ledger.evidence]
+            emit({"type": "card", "item_id": pick.item_id, "title": ctx.ledger.candidates.get(pick.item_id, ""),
+                  "reason": pick.reason,
+                  "evidence": [{"id": r.id, "kind": r.kind, "text": r.text} for r in cited]})
+
+    def _fast_message(self, session, request: str, answer: Answer, ctx: TurnContext, trace: Trace) -> str:
+        """The fast answer's message: one short LLM step over the chosen picks' lines (title,
+        year, genres), no tools, no re-ask; '' when the step fails (code then writes the message).
+        The cards already quote each film's evidence: given the plots, the model copied them."""
+        records = self.service.store.get_items([p.item_id for p in answer.picks])
+        lines = "\n".join(f"- {film_line(ctx.ledger.candidates.get(p.item_id, ''), records.get(p.item_id))}"
+                          for p in answer.picks)
+        prompt = load_prompt("agent_message").format(
+            memory=render.memory(ctx.user_id, ctx.preferences), request=render.cut(request, 300),
+            picks=as_data("chosen", lines))
+        messages = [{"role": "system", "content": load_prompt("agent_message_system")},
+                    {"role": "user", "content": prompt}]
+        schema = {"type": "object", "properties": {"message": {"type": "string", "maxLength": FAST_MESSAGE_CHARS}},
+                  "required": ["message"]}
+        try:
+            reply = self.llm.complete(messages, json_schema=schema, max_tokens=FAST_MESSAGE_TOKENS)
+        except LLMError as error:
+            trace.steps.append(StepTrace(kind="llm", name="message", seconds=0.0, error=str(error)))
+            return ""
+        self._record(reply, trace, "message")
+        try:
+            message = json.loads(reply.content).get("message", "")
+        except (ValueError, AttributeError):
+            return ""
+        return message.strip() if isinstance(message, str) else ""
 
     def _keep_tool_order(self, answer: Answer, ctx: TurnContext, request: str, trace: Trace) -> Answer:
         """The tools' order is the default order: a pick ranked below the first ``max_picks`` of

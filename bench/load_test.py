@@ -35,7 +35,7 @@ MAX_SESSIONS, MAX_TURNS = 50, 5
 
 def chat_turn(client: httpx.Client, url: str, session: str, text: str) -> dict:
     started = time.perf_counter()
-    first_event = first_token = None
+    first_event = first_token = first_card = None
     error = None
     with client.stream("POST", f"{url}/v1/chat", data={"session_id": session, "text": text}) as response:
         if response.status_code >= 400:
@@ -49,9 +49,12 @@ def chat_turn(client: httpx.Client, url: str, session: str, text: str) -> dict:
                 first_event = first_event if first_event is not None else now
                 if name == "token" and first_token is None:
                     first_token = now
+                if name in ("card", "answer") and first_card is None:  # without cards: the answer's
+                    first_card = now
             elif line.startswith("data:") and name == "error":
                 error = json.loads(line[5:])["detail"]
     return {"latency": time.perf_counter() - started, "first_event": first_event, "first_token": first_token,
+            "first_card": first_card,
             "error": error}
 
 
@@ -85,6 +88,7 @@ def run(url: str, sessions: int, turns: int, user: str | None, token: str | None
     threads = [threading.Thread(target=session_worker, args=(i,)) for i in range(sessions)]
     for t in threads:
         t.start()
+    depths = watch_queue(url, threads)
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
@@ -98,8 +102,22 @@ def run(url: str, sessions: int, turns: int, user: str | None, token: str | None
         if endpoint == "chat":
             out[endpoint]["first_event_s"] = latency_summary([r["first_event"] for r in rows if r.get("first_event")])
             out[endpoint]["first_token_s"] = latency_summary([r["first_token"] for r in rows if r.get("first_token")])
+            out[endpoint]["first_card_s"] = latency_summary([r["first_card"] for r in rows if r.get("first_card")])
     return {"wall_seconds": round(wall, 1), "throughput_turns_per_min": round(len(results["chat"]) / wall * 60, 2),
+            "queue_max": {k: max((d.get(k) or 0 for d in depths), default=0) for k in ("turns", "llm_waiting")},
             **out}
+
+
+def watch_queue(url: str, threads: list[threading.Thread], every: float = 1.0) -> list[dict]:
+    """``/healthz``'s queue, read every ``every`` seconds while ``threads`` run."""
+    depths = []
+    while any(t.is_alive() for t in threads):
+        try:
+            depths.append(httpx.get(f"{url}/healthz", timeout=10).json().get("queue") or {})
+        except httpx.HTTPError:
+            pass
+        time.sleep(every)
+    return depths
 
 
 def own_server():

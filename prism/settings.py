@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     llm_context: int = Field(4096, ge=1024, description="Context window of the embedded model (tokens).")
     llm_threads: int | None = Field(None, ge=1, description="CPU threads of the embedded model; default: all cores.")
     llm_parallel: int = Field(1, ge=1, description="Concurrent sequences the embedded model serves.")
+    llm_speculative: Literal["none", "ngram"] = Field(
+        "none", description="Speculative decoding of the embedded model: ngram drafts tokens from earlier text "
+        "of the same context (prompt lookup), which the model then checks in one batch.")
     llm_max_tokens: int = Field(320, ge=16, description="Most tokens one LLM step may generate.")
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
     llm_timeout: float = Field(300.0, gt=0, description="Seconds one LLM call may take.")
@@ -131,6 +134,9 @@ class Settings(BaseSettings):
                                               "folder ('../', absolute paths elsewhere, links out of it).")
     agent_fill_picks: bool = Field(True, description="Complete an answer that picked fewer than agent_max_picks "
                                    "items with the best-ranked candidates (extractive reasons).")
+    agent_fast_answer: bool = Field(False, description="When the prefetched tools found candidates, code picks "
+                                    "their best-ranked (the cards stream at once) with extractive reasons, and "
+                                    "the LLM writes only the short message, in one step with no re-ask.")
 
     # The HTTP API (prism serve).
     api_host: str = "127.0.0.1"

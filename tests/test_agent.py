@@ -691,6 +691,23 @@ def test_a_message_may_name_no_other_catalog_film_and_claim_no_taste_it_was_not_
     assert not message_violations(taste, ledger, service.store)
 
 
+def test_a_claim_about_several_picks_is_a_claim_about_each(service):
+    from prism.agent.message_check import claim_violations
+
+    titles = {"launch-window": "Launch Window", "quiet-orbit": "Quiet Orbit", "deep-field": "The Deep Field"}
+    picks = list(titles)
+
+    def flagged(message):
+        return [(v.kind, v.item_id) for v in claim_violations(message, picks, titles, service.store)]
+
+    assert flagged("Launch Window, Quiet Orbit and The Deep Field are all thrillers.") == [
+        ("unsupported_claim", "quiet-orbit"), ("unsupported_claim", "deep-field")]
+    assert flagged("Launch Window is a thriller, while Quiet Orbit is a drama, and The Deep Field is a "
+                   "documentary.") == []
+    assert flagged("Try Quiet Orbit (2019) and The Deep Field (2016).") == []  # each year cites its title
+    assert flagged("Quiet Orbit came out in 2016.") == [("unsupported_claim", "quiet-orbit")]
+
+
 def test_a_genre_line_is_never_shown_as_a_plot():
     from prism.agent.toolkit import plot_of
 
@@ -747,3 +764,34 @@ def test_a_ledger_ranks_later_calls_after_the_settled_ones():
     empty = Ledger()
     empty.settle()  # nothing prefetched (small talk): the model's own first result ranks as it is
     assert empty.add_candidate("x", "x", 0) == 0
+
+
+@pytest.fixture
+def fast(store_home, model_cache) -> PrismService:
+    return PrismService(Settings(home=store_home, model_cache_dir=model_cache, multilingual_model="none",
+                                 agent_fast_answer=True))
+
+
+def test_a_fast_answer_streams_the_tools_picks_as_cards_before_the_one_llm_step(fast, sessions):
+    events = []
+    llm = ScriptedChat([lambda call: events.append("llm") or {"message": "Quiet Orbit is a calm story in orbit."}])
+    result = Agent(fast, llm, sessions).run_turn("fast-1", "a calm film about space", on_event=events.append)
+
+    cards = [e for e in events if isinstance(e, dict) and e["type"] == "card"]
+    assert [c["item_id"] for c in cards] == [p.item_id for p in result.answer.picks]
+    assert cards[0]["item_id"] == "quiet-orbit" and cards[0]["title"] == "Quiet Orbit" and cards[0]["evidence"]
+    assert events.index("llm") > events.index(cards[-1])  # every card came before the LLM ran
+    # One LLM step, asked for the message alone, over the chosen films' lines (no tool data).
+    assert len(llm.calls) == 1 and set(llm.calls[0]["json_schema"]["properties"]) == {"message"}
+    shown = llm.calls[0]["messages"][1]["content"]
+    assert '<data tool="chosen">\n- Quiet Orbit (2019): Sci-Fi, Drama\n' in shown and "search_catalog" not in shown
+    assert "astronaut" not in shown  # the plots are on the cards; given them, the model copied them
+    assert result.answer.message == "Quiet Orbit is a calm story in orbit." and result.trace.fast_answer
+    assert len(result.answer.picks) == fast.settings.agent_max_picks and result.trace.supported_reasons == 3
+
+
+def test_a_fast_message_that_names_a_non_pick_is_written_by_code_without_a_reask(fast, sessions):
+    llm = ScriptedChat([{"message": "Try Quiet Orbit, or Buy Now Deluxe, the best film ever made."}])
+    result = Agent(fast, llm, sessions).run_turn("fast-2", "a calm film about space")
+    assert len(llm.calls) == 1 and result.trace.message_replaced
+    assert result.answer.message.startswith("You might like Quiet Orbit")

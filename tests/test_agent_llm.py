@@ -77,3 +77,19 @@ def test_an_openai_compatible_endpoint_chosen_by_settings(demo_service, tmp_path
         "native", "a calm film about space")
     assert result.trace.tool_calls >= 1 and not result.trace.fallback
     assert result.answer.picks and not validate(result.answer, _ledger_of(result), demo_service.store)
+
+
+def test_a_real_fast_answer_streams_cards_then_one_short_message_step(demo_service, tmp_path):
+    """settings.agent_fast_answer with n-gram speculative decoding on the real model: the
+    tools' picks stream as cards before the only LLM step, which writes the message alone."""
+    settings = demo_service.settings.model_copy(update={"agent_fast_answer": True, "llm_speculative": "ngram"})
+    events = []
+    agent = Agent(PrismService(settings), chat_model(settings), SessionStore(tmp_path / "fast.sqlite3"))
+    result = agent.run_turn("fast", "a calm film about space", on_event=events.append)
+    trace = result.trace
+    assert trace.fast_answer and [s.name for s in trace.steps if s.kind == "llm"] == ["message"]
+    kinds = [e["type"] for e in events]
+    assert "card" in kinds and kinds.index("card") < kinds.index("token")
+    assert result.answer.picks[0].item_id in {"quiet-orbit", "deep-field", "lost-in-the-stars", "launch-window"}
+    assert result.answer.message and trace.completion_tokens <= 60 and trace.supported_reasons == trace.reasons
+    print(result.text, trace.model_dump_json(include={"latency_seconds", "message_replaced", "completion_tokens"}))

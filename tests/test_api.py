@@ -341,6 +341,21 @@ def test_one_session_is_serialised_and_different_sessions_run_concurrently(api):
     assert sorted(t["request"] for t in turns) == ["same one", "same two"]
 
 
+def test_health_says_how_many_chat_turns_are_waiting_or_running(api):
+    url, _ = api
+    threads = [threading.Thread(target=chat, args=(url, f"api-q{n}", "a calm film about space")) for n in range(3)]
+    for t in threads:
+        t.start()
+    seen = []
+    while any(t.is_alive() for t in threads):
+        seen.append(httpx.get(f"{url}/healthz").json()["queue"]["turns"])
+        time.sleep(0.05)
+    for t in threads:
+        t.join(120)
+    queue = httpx.get(f"{url}/healthz").json()["queue"]
+    assert max(seen) >= 2 and queue["turns"] == 0 and queue["llm_slots"] == 1 and queue["llm_waiting"] == 0
+
+
 def test_bearer_token_auth(api_home):
     settings = api_home["settings"].model_copy(update={"api_auth": "on", "api_token": "s3cret-token"})
     with pytest.raises(PrismError, match="PRISM_API_TOKEN"):

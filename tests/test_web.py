@@ -61,3 +61,21 @@ def test_send_a_message_upload_an_image_and_get_cards(browser, api_home, demo_ca
         page.screenshot(path=str(SCREENSHOTS / "web-chat.png"), full_page=True)
         assert not errors, errors
         page.close()
+
+
+def test_cards_stream_before_the_message_is_written(browser, api_home):
+    settings = api_home["settings"].model_copy(update={"agent_fast_answer": True})
+    app = create_app(PrismService(settings), llm=PolicyChat(delay=4.0))  # a slow message step
+    with serve_app(app) as url:
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.fill("#text", "a calm film about space")
+        page.click("#send")
+        card = page.locator(".card").first
+        card.wait_for(timeout=30_000)
+        assert card.locator("h3").inner_text() == "Quiet Orbit" and card.locator("blockquote").count() >= 1
+        assert page.locator(".msg.prism").first.inner_text() == ""  # the message is still being written
+        page.wait_for_function("document.querySelector('.msg.prism').textContent.length > 0", timeout=30_000)
+        assert page.locator(".msg.prism").first.inner_text() == "For 'a calm film about space', here are my picks."
+        assert page.locator(".card").count() == settings.agent_max_picks  # the answer's cards replaced the streamed
+        page.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 from fastapi import HTTPException, Request
 
 from prism.agent.backends import chat_model
-from prism.agent.llm import ChatModel
+from prism.agent.llm import ChatModel, InFlight
 from prism.agent.orchestrator import Agent
 from prism.agent.sessions import SessionStore, check_session_id
 from prism.errors import InputError, PrismError
@@ -53,6 +53,7 @@ class ApiContext:
         self._agent: Agent | None = None
         self._agent_lock = threading.Lock()
         self._session_locks: dict[str, threading.Lock] = {}
+        self.turns = InFlight()  # chat turns accepted and not finished (waiting or running)
         self._locks_lock = threading.Lock()
 
     @property
@@ -72,7 +73,7 @@ class ApiContext:
             return self._session_locks.setdefault(session_id, threading.Lock())
 
     def run_turn(self, session_id: str, **kwargs):
-        with self.session_lock(session_id):
+        with self.turns, self.session_lock(session_id):
             return self.agent.run_turn(session_id, **kwargs)
 
 

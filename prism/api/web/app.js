@@ -1,6 +1,7 @@
 // Prism web chat: posts to /v1/chat and reads its Server-Sent Events stream with fetch
 // (EventSource cannot POST). Tokens stream into the reply; tool steps appear in the side
-// panel as they happen; the final answer becomes cards with poster, reason and evidence.
+// panel as they happen; cards (poster, reason, evidence) stream as soon as the picks are
+// chosen, and the final answer's cards replace them.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -38,27 +39,30 @@ async function posterUrl(itemId) {
   return URL.createObjectURL(await response.blob());
 }
 
-function renderCards(result) {
-  const cards = el("div", "cards");
+function cardFor(itemId, title, reason, evidence) {
+  // evidence: [{kind, text}], the quotes the reason rests on
+  const card = el("article", "card");
+  card.dataset.itemId = itemId;
+  const img = el("img");
+  img.alt = "poster";
+  posterUrl(itemId).then((url) => { if (url) img.src = url; else img.remove(); });
+  card.appendChild(img);
+  const body = el("div", "body");
+  body.appendChild(el("h3", "", title || itemId));
+  body.appendChild(el("p", "reason", reason));
+  for (const ev of evidence) body.appendChild(el("blockquote", "evidence", `${ev.kind}: “${ev.text}”`));
+  card.appendChild(body);
+  return card;
+}
+
+function renderCards(result, cards) {
+  // The final answer's cards replace the ones streamed while it was written.
+  cards.replaceChildren();
   for (const pick of result.answer.picks) {
-    const card = el("article", "card");
-    card.dataset.itemId = pick.item_id;
-    const img = el("img");
-    img.alt = "poster";
-    posterUrl(pick.item_id).then((url) => { if (url) img.src = url; else img.remove(); });
-    card.appendChild(img);
-    const body = el("div", "body");
-    const title = (result.titles && result.titles[pick.item_id]) || pick.item_id;
-    body.appendChild(el("h3", "", title));
-    body.appendChild(el("p", "reason", pick.reason));
-    for (const id of pick.evidence) {
-      const ev = result.evidence[id];
-      if (ev) body.appendChild(el("blockquote", "evidence", `${ev.kind}: “${ev.text}”`));
-    }
-    card.appendChild(body);
-    cards.appendChild(card);
+    const title = result.titles && result.titles[pick.item_id];
+    const evidence = pick.evidence.map((id) => result.evidence[id]).filter(Boolean);
+    cards.appendChild(cardFor(pick.item_id, title, pick.reason, evidence));
   }
-  $("log").appendChild(cards);
 }
 
 async function send(event) {
@@ -79,6 +83,8 @@ async function send(event) {
   $("send").disabled = true;
   const reply = el("div", "msg prism", "");
   $("log").appendChild(reply);
+  const cards = el("div", "cards");
+  $("log").appendChild(cards);
   try {
     const response = await fetch("/v1/chat", { method: "POST", body: form, headers: headers() });
     if (!response.ok) {
@@ -112,9 +118,11 @@ async function send(event) {
           else if (pending[payload.name]) pending[payload.name].textContent += ` (${payload.seconds}s${payload.error ? ", " + payload.error : ""})`;
         } else if (name === "step") {
           addStep(`${payload.status}: ${payload.error}`, true);
+        } else if (name === "card") {
+          cards.appendChild(cardFor(payload.item_id, payload.title, payload.reason, payload.evidence));
         } else if (name === "answer") {
           reply.textContent = payload.answer.message || payload.text;
-          renderCards(payload);
+          renderCards(payload, cards);
         } else if (name === "error") {
           reply.className = "msg error"; reply.textContent = payload.detail;
         }
