@@ -335,6 +335,7 @@ def run_agent_suite(service: PrismService, suite: AgentSuite, ratings: Path, out
         "suite": asdict(suite), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "split": split_info,
         "model": svc.settings.llm_embedded_model if svc.settings.llm_backend == "embedded" else svc.settings.llm_model,
         "backend": svc.settings.llm_backend, "prefetch": svc.settings.agent_prefetch,
+        "fast_answer": svc.settings.agent_fast_answer, "speculative": svc.settings.llm_speculative,
         "speech": "voice requests synthesised with espeak-ng (the data set has no audio)",
         "summary": summarise(rows), "cases": rows,
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
@@ -356,7 +357,9 @@ def agent_markdown(results: dict) -> str:
     """The report: one row per request kind, then the overall row."""
     s = results["summary"]
     lines = [f"# Agent suite `{results['suite']['name']}`", "",
-             f"Model `{results['model']}` ({results['backend']}), prefetch {'on' if results['prefetch'] else 'off'}; "
+             f"Model `{results['model']}` ({results['backend']}), prefetch {'on' if results['prefetch'] else 'off'}, "
+             f"fast answer {'on' if results.get('fast_answer') else 'off'}, "
+             f"speculative decoding {results.get('speculative', 'none')}; "
              f"time cut {results['split']['cut']} UTC, served model trained on "
              f"{results['split']['train_ratings']} ratings before it; {results['speech']}. "
              f"Wall time {results['wall_seconds']:.0f} s.", "",
