@@ -641,15 +641,20 @@ def test_instruction_sentences_are_never_embedded(service):
     assert float(stored @ space.encoder().encode([record["document"]], "passage")[0]) < 0.99
 
 
-def test_a_message_may_not_name_the_last_answers_picks_after_not_that_one(service, sessions):
+def quiet_orbit_answer(message: str):
+    """(an answer picking Quiet Orbit with ``message``, the ledger it was picked from)."""
     from prism.agent.evidence import Answer, Ledger, Pick
-    from prism.agent.message_check import message_violations, plain_message
 
     ledger = Ledger()
     ledger.add_candidate("quiet-orbit", "Quiet Orbit", 0)
     ref = ledger.add_evidence("plot", "A calm story in orbit.", "quiet-orbit", "document")
-    answer = Answer(message="Unlike The Deep Field, Quiet Orbit is calm.",
-                    picks=[Pick(item_id="quiet-orbit", reason="Calm.", evidence=[ref.id])])
+    return Answer(message=message, picks=[Pick(item_id="quiet-orbit", reason="Calm.", evidence=[ref.id])]), ledger
+
+
+def test_a_message_may_not_name_the_last_answers_picks_after_not_that_one(service, sessions):
+    from prism.agent.message_check import message_violations, plain_message
+
+    answer, ledger = quiet_orbit_answer("Unlike The Deep Field, Quiet Orbit is calm.")
     earlier = {"deep-field": "The Deep Field (2019)"}
     assert [v.kind for v in message_violations(answer, ledger, service.store, earlier)] == ["names_non_pick"]
     assert not message_violations(answer.model_copy(update={"message": "Quiet Orbit is calm."}), ledger,
@@ -670,14 +675,9 @@ def test_catalog_titles_are_read_as_a_person_reads_them():
 
 
 def test_a_message_may_name_no_other_catalog_film_and_claim_no_taste_it_was_not_told(service, sessions):
-    from prism.agent.evidence import Answer, Ledger, Pick
     from prism.agent.message_check import message_violations
 
-    ledger = Ledger()
-    ledger.add_candidate("quiet-orbit", "Quiet Orbit", 0)
-    ref = ledger.add_evidence("plot", "A calm story in orbit.", "quiet-orbit", "document")
-    answer = Answer(message="Quiet Orbit is calm, like Midnight Harbour.",
-                    picks=[Pick(item_id="quiet-orbit", reason="Calm.", evidence=[ref.id])])
+    answer, ledger = quiet_orbit_answer("Quiet Orbit is calm, like Midnight Harbour.")
     flagged = message_violations(answer, ledger, service.store)
     assert [(v.kind, v.item_id) for v in flagged] == [("names_non_pick", "midnight-harbour")]
     assert not message_violations(answer, ledger, service.store, said="something like Midnight Harbour")

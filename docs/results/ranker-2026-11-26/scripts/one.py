@@ -20,7 +20,7 @@ if variant != 'all':
 suite = Suite("exp", (protocol,), (None,), (seed,), max_epochs=300)
 split = make_split(protocol, data, suite, seed); splits.check_split(split)
 if model_name == 'hybrid':
-    model = HybridRecommender(features, 'attention', mods, train_config=FusionTrainConfig(max_epochs=epochs, seed=seed))
+    model = HybridRecommender(features, 'attention', mods, train_config=FusionTrainConfig(max_epochs=epochs, seed=seed, device=os.environ.get('DEVICE', 'auto')))
 else:
     model = LightGCN(TrainConfig(seed=seed, max_epochs=300))
 t0 = time.perf_counter(); model.fit(split.train, validator(split)); fit = time.perf_counter() - t0
