@@ -28,18 +28,19 @@ import re
 from prism.agent.evidence import Answer, Ledger, Violation
 from prism.faithfulness import genre_claims, item_facts
 from prism.store import Store
-from prism.titles import bare_title, catalog_titles, names, without_titles
+from prism.titles import bare_title, catalog_titles, display_title, mention, names, without_titles
 from prism.untrusted import instruction_spans
 
 COPY_WORDS = 8
 _WORD = re.compile(r"\w+", re.UNICODE)
 REFERS_BACK = re.compile(r"\s*(?:it|its|it's|this|that|these|those|they|the (?:film|movie|story|plot))\b", re.I)
 YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
-CITED_YEAR = re.compile(r"\((1[89]\d\d|20\d\d)\)")
+TOOL_FORMAT = re.compile(r"\(rank \d+, score|\bitem \d+:|<data\b", re.IGNORECASE)
+COLLECTIVE = re.compile(r"\b(?:all|both|each)\b", re.IGNORECASE)
 TASTE_CLAIM = re.compile(r"\b(?:your (?:own )?(?:tastes?|history|ratings?|preferences?|favou?rites?|past|viewing)"
                          r"|you(?:'ve| have)? (?:liked|loved|enjoyed|rated|watched|seen))\b", re.I)
-STATED_TASTE = re.compile(r"\b(?:I (?:really |usually |often |also )?(?:like|love|enjoy|liked|loved|enjoyed|adore|prefer)"
-                          r"|I'm (?:a fan|into)|my favou?rite)", re.I)
+STATED_TASTE = re.compile(r"\b(?:(?:I|we) (?:really |usually |often |also |do )*(?:like|love|enjoy|liked|loved|enjoyed|"
+                          r"adore|prefer)|I'm (?:a fan|into)|(?:my|our) favou?rite)", re.I)
 # "Whiskers is a comedy, while Morning Roast is a romance": each clause speaks of its own film.
 # ", and 星际迷途 is a Sci-Fi film" starts a clause with its own verb; "A, B, and C are all
 # thrillers" stays one clause.
@@ -64,6 +65,9 @@ def message_violations(answer: Answer, ledger: Ledger, store: Store,
     if spans := instruction_spans(message):
         violations.append(Violation(kind="instruction_in_message", detail="the message repeats instruction-like "
                                     f"text from data ({spans[0].text!r}); write your own short message"))
+    if TOOL_FORMAT.search(message):
+        violations.append(Violation(kind="copied_from_data", detail="the message repeats how tools list items "
+                                    "(rank, score, item ids); write your own short message"))
     runs = _word_runs(message, COPY_WORDS)
     if runs:
         records = store.get_items(list(ledger.candidates))
@@ -80,43 +84,73 @@ def message_violations(answer: Answer, ledger: Ledger, store: Store,
             violations.append(Violation(kind="names_non_pick", item_id=item_id,
                                         detail=f"the message names {title}, which is not among the picks"))
     catalog = catalog_titles(store)
-    allowed = catalog.named_in(" ".join([said, *(r.text for r in ledger.evidence.values())]))
-    for item_id in sorted(catalog.named_in(unpicked_text) - allowed - picked - set(ledger.candidates)
-                          - set(also_named or {})):
+    # Titles the user or the evidence named may be named back, however the user typed them.
+    allowed = " ".join([said, *(r.text for r in ledger.evidence.values())])
+    flagged = {v.item_id for v in violations if v.kind == "names_non_pick"}
+    # Catalog rules also catch a candidate named by its short form ("'French Twist' (Gazon maudit)").
+    for item_id in sorted(catalog.named_in(unpicked_text) - picked - flagged - set(also_named or {})):
+        if item_id not in ledger.candidates and names(allowed, catalog.titles[item_id]):
+            continue
         violations.append(Violation(kind="names_non_pick", item_id=item_id,
                                     detail=f"the message names {catalog.titles[item_id]}, which is not among the "
                                            "picks; name only the picks"))
     history = any(r.kind == "history" for r in ledger.evidence.values())
-    if (claim := TASTE_CLAIM.search(message)) and not (history or knows_taste or STATED_TASTE.search(said)):
-        violations.append(Violation(kind="unsupported_claim", detail=f"the message says {claim.group(0)!r}, but "
+    if (claim := taste_claim(message)) and not (history or knows_taste or STATED_TASTE.search(said.replace("’", "'"))):
+        violations.append(Violation(kind="unsupported_claim", detail=f"the message says {claim!r}, but "
                                     "nothing in this conversation tells what the user likes; do not speak of "
                                     "their taste"))
     return violations + claim_violations(message, [p.item_id for p in answer.picks], ledger.candidates, store)
 
 
+def taste_claim(message: str) -> str | None:
+    """What ``message`` claims of the user's taste or history ("Based on your taste"), if
+    anything; a question ("What are your favourite genres?") or a condition ("If you liked
+    calm films") claims nothing."""
+    for sentence in SENTENCE_END.split(message):
+        if sentence.rstrip().endswith(("?", "？")):
+            continue
+        for match in TASTE_CLAIM.finditer(sentence):
+            if not re.search(r"\bif\b", sentence[: match.start()], re.IGNORECASE):
+                return match.group(0)
+    return None
+
+
 def claim_violations(message: str, picks: list[str], titles: dict[str, str], store: Store) -> list[Violation]:
-    """``unsupported_claim`` problems of ``message`` about the ``picks`` (titles by item id)."""
+    """``unsupported_claim`` problems of ``message`` about the ``picks`` (titles by item id).
+
+    Within a clause, what follows a title up to the next one is said of that film ("Quiet
+    Orbit (2019), a sci-fi drama, and The Deep Field (2016), a documentary"); what comes before
+    the first title is read against them all ("For a calm sci-fi night, try A and B"); a clause
+    saying "all", "both" or "each" says its last part of every film it names."""
     records = store.get_items(picks)
+    facts = {i: f"{item_facts(records.get(i))} {(records.get(i) or {}).get('document', '')}" for i in picks}
     pick_titles = [titles.get(i, "") for i in picks]
     violations, about = [], []
-    for sentence in (c for s in SENTENCE_END.split(message) for c in CLAUSE_END.split(s)):
-        named = [i for i in picks if titles.get(i) and names(sentence, titles[i])]
-        # "It was released in 1936.": a sentence that starts with a pronoun is about the last one named.
-        about = named or (about if REFERS_BACK.match(sentence) else [])
-        # Genre words and years inside a title ("Romance in Manhattan (1996)") are its name, not a claim.
-        claims = without_titles(sentence, pick_titles)
-        # "Quiet Orbit (2019) and The Deep Field (2016)": a year in brackets cites the title before it.
-        cited_years = set(CITED_YEAR.findall(claims))
-        all_facts = " ".join(item_facts(records.get(i)) for i in about)
-        for item_id in about:  # "A, B and C are all thrillers" claims it of each
-            record = records.get(item_id) or {}
-            facts = f"{item_facts(record)} {record.get('document', '')}"
-            problems = genre_claims(claims, facts) + [
-                f"year '{y}'" for y in YEAR.findall(claims) if y not in (all_facts if y in cited_years else facts)]
-            if problems:
-                violations.append(Violation(kind="unsupported_claim", item_id=item_id,
-                                            detail=f"the message says {problems[0]} of {bare_title(titles[item_id])}, "
-                                                   "which its record does not hold; say only what the evidence shows"))
+    for clause in (c for s in SENTENCE_END.split(message) for c in CLAUSE_END.split(s)):
+        at = sorted((position, i) for i in picks if titles.get(i) and (position := mention(clause, titles[i])) is not None)
+        if at:
+            about = [i for _, i in at]
+            parts = [(clause[:at[0][0]], about)] + [
+                (clause[start:(at[n + 1][0] if n + 1 < len(at) else len(clause))], [i]) for n, (start, i) in enumerate(at)]
+            if COLLECTIVE.search(clause):
+                parts[-1] = (parts[-1][0], about)
+        elif about and REFERS_BACK.match(clause):  # "It was released in 1936." is about the last one named
+            parts = [(clause, about[-1:])]
+        else:
+            about = []
+            continue
+        for text, subjects in parts:
+            # Genre words and years inside a title ("Romance in Manhattan (1996)") are its name, not a claim.
+            claims = without_titles(text, pick_titles)
+            pooled = " ".join(facts[i] for i in subjects)
+            for item_id in subjects if len(subjects) == 1 or COLLECTIVE.search(clause) else [subjects[0]]:
+                held = facts[item_id] if len(subjects) == 1 or COLLECTIVE.search(clause) else pooled
+                problems = genre_claims(claims, held) + [f"year '{y}'" for y in YEAR.findall(claims) if y not in held]
+                if problems:
+                    violations.append(Violation(
+                        kind="unsupported_claim", item_id=item_id,
+                        detail=f"the message says {problems[0]} of {bare_title(titles[item_id])}, which its record "
+                               "does not hold; say only what the evidence shows"))
     return violations
 
 
@@ -134,7 +168,7 @@ def plain_message(answer: Answer, request: str, titles: dict[str, str] | None = 
     title (``titles`` by item id), nothing else."""
     if not answer.picks:
         return "I found nothing I can recommend for that yet. Could you tell me more about what you like?"
-    named = [bare_title((titles or {}).get(p.item_id, "")) for p in answer.picks]
+    named = [display_title((titles or {}).get(p.item_id, "")) for p in answer.picks]
     named = [n for n in named if n]
     if len(named) != len(answer.picks):
         return f"Here {'is one pick' if len(answer.picks) == 1 else f'are {len(answer.picks)} picks'} for you."

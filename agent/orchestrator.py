@@ -48,6 +48,7 @@ from prism.agent.toolkit import TurnContext, as_data, build_tools, own_plot
 from prism.errors import PrismError
 from prism.prompts import load_prompt
 from prism.service import PrismService
+from prism.titles import names
 from prism.untrusted import without_instructions
 
 EventCallback = Callable[[dict], None]
@@ -95,6 +96,10 @@ class Trace(BaseModel):
     latency_seconds: float = 0.0
     first_token_seconds: float | None = Field(None, description="Turn start to the first answer text shown (the "
                                               "model's message is held back until it is checked).")
+    first_event_seconds: float | None = Field(None, description="Turn start to the first event streamed (a tool "
+                                              "starting, a card, a token).")
+    first_card_seconds: float | None = Field(None, description="Turn start to the first card (a pick with its "
+                                             "evidence) streamed; without cards, to the answer.")
     llm_seconds: float = 0.0
     tool_seconds: float = 0.0
     prompt_tokens: int = 0
@@ -175,6 +180,14 @@ class Agent:
                           constraints=stated)
         tools = build_tools(ctx, filters=self.llm.native_tools)
         trace = Trace(backend=self.llm.name, constraints=ctx.constraints.describe(), topic=topic)
+        sink = emit
+
+        def emit(event: dict) -> None:
+            seconds = round(time.perf_counter() - started, 3)
+            trace.first_event_seconds = trace.first_event_seconds if trace.first_event_seconds is not None else seconds
+            if event["type"] in ("card", "answer") and trace.first_card_seconds is None:  # no cards: the answer's
+                trace.first_card_seconds = seconds
+            sink(event)
         prefetched = self._prefetch(topic, ctx, tools, trace, emit) if self.settings.agent_prefetch else ""
         messages = self._opening(session, request, ctx, tools, prefetched)
         repairs_left = self.settings.agent_max_repairs
@@ -197,8 +210,8 @@ class Agent:
         earlier = self._earlier_titles(session)
         answer: Answer | None = None
         if self.settings.agent_fast_answer and prefetched:
-            answer = self._tools_answer(ctx, topic, trace, emit)
-        said = " ".join([*(t.request for t in session.turns), request])
+            answer = self._tools_answer(ctx, trace.topic or topic, trace, emit)  # a voice turn: the words heard
+        said = " ".join([*(t.request for t in session.turns), request, trace.topic])  # topic: the words heard
         answer_now = False
         for step in range(0 if answer is not None else self.settings.agent_max_steps):
             allow_tools = step < self.settings.agent_max_steps - 1 and not answer_now
@@ -253,13 +266,14 @@ class Agent:
         if answer is None:
             answer = self._fallback(ctx)
             trace.fallback = True
-        elif not trace.fast_answer:
-            self._emit_cards(answer, ctx, emit)  # the model's picks, checked, before its message is
         answer = self._keep_tool_order(answer, ctx, request, trace)
         answer = self._fill(answer, ctx, request, trace)
         answer = self._faithful(answer, ctx, trace.topic or request, trace)  # a voice turn: the words heard
         if trace.fast_answer:
-            answer = answer.model_copy(update={"message": self._fast_message(session, request, answer, ctx, trace)})
+            message = self._fast_message(session, trace.topic or request, answer, ctx, trace)
+            trace.message_replaced = not message
+            answer = answer.model_copy(update={"message": message or plain_message(answer, request,
+                                                                                    ctx.ledger.candidates)})
         if message_violations(answer, ctx.ledger, self.service.store, earlier, said, bool(ctx.preferences)):
             # Still not showable after the re-ask (or the picks it named were dropped): code writes it.
             answer = answer.model_copy(update={"message": plain_message(answer, request, ctx.ledger.candidates)})
@@ -270,6 +284,8 @@ class Agent:
                                                       else MESSAGE_CHARS), picks=[
             p.model_copy(update={"reason": render.whole_sentences(p.reason, REASON_CHARS)})
             for p in answer.picks[: self.settings.agent_max_picks]])
+        if not trace.fast_answer:  # the checked picks, as the fast answer streamed them before its message
+            self._emit_cards(answer, ctx, emit)
         text = render.answer_text(answer, ctx.ledger)
         # The checked message goes out as the turn's text stream; without a streamed message
         # (native tool mode, fallback) the whole text does.
@@ -457,7 +473,12 @@ class Agent:
             message = json.loads(reply.content).get("message", "")
         except (ValueError, AttributeError):
             return ""
-        return message.strip() if isinstance(message, str) else ""
+        if not isinstance(message, str) or not any(names(message, ctx.ledger.candidates.get(p.item_id, ""))
+                                                   for p in answer.picks):
+            # "I'm interested in an animated film about a prince": a message that names none of
+            # the films restated the request, often as if the user spoke.
+            return ""
+        return message.strip()
 
     def _keep_tool_order(self, answer: Answer, ctx: TurnContext, request: str, trace: Trace) -> Answer:
         """The tools' order is the default order: a pick ranked below the first ``max_picks`` of

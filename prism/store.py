@@ -205,10 +205,12 @@ class Store:
     def item_titles(self) -> dict[str, str]:
         """Every committed item's title by id ("" where it has none)."""
         titles: dict[str, str] = {}
+        offset = 0
         while True:  # in pages: a whole large catalog's metadata in one reply is needlessly big
-            got = self.collection(ITEMS).get(include=["metadatas"], limit=self.max_batch, offset=len(titles))
+            got = self.collection(ITEMS).get(include=["metadatas"], limit=self.max_batch, offset=offset)
             if not got["ids"]:
                 return titles
+            offset += len(got["ids"])
             titles.update((item_id, str(meta.get("title") or "")) for item_id, meta in zip(got["ids"], got["metadatas"]))
 
     def all_item_ids(self) -> list[str]:

@@ -26,9 +26,23 @@ def title_forms(title: str) -> list[str]:
     return [f for f in forms if len(f) >= MIN_TITLE_CHARS]
 
 
+def display_title(title: str) -> str:
+    """How prose names a catalog title: without its year, a trailing article moved to the front
+    ("Full Monty, The (1997)" → "The Full Monty")."""
+    forms = title_forms(title)
+    return forms[-1] if forms else bare_title(title)
+
+
+def mention(text: str, title: str) -> int | None:
+    """Where ``text`` first names ``title`` (any of its forms, on word boundaries, any case)."""
+    found = [m.start() for form in title_forms(title)
+             if (m := re.search(rf"(?<!\w){re.escape(form)}(?!\w)", text, re.IGNORECASE))]
+    return min(found) if found else None
+
+
 def names(text: str, title: str) -> bool:
     """Whether ``text`` names ``title`` (any of its forms, on word boundaries, any case)."""
-    return any(re.search(rf"(?<!\w){re.escape(form)}(?!\w)", text, re.IGNORECASE) for form in title_forms(title))
+    return mention(text, title) is not None
 
 
 def without_titles(text: str, titles: list[str]) -> str:
@@ -84,7 +98,9 @@ class CatalogTitles:
                 words = tuple(w for w, _ in spans[start:start + length])
                 for item_id, plain_name in self._by_words.get(words, ()):
                     at = spans[start][1]
-                    if plain_name or (at > 0 and text[at - 1] in _QUOTES):
+                    # quoted: a quote mark that is no apostrophe inside a word ("O'Brien")
+                    quoted = at > 0 and text[at - 1] in _QUOTES and (at < 2 or not text[at - 2].isalnum())
+                    if plain_name or quoted:
                         found.add(item_id)
         return found
 

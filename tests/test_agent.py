@@ -660,6 +660,7 @@ def test_a_message_may_not_name_the_last_answers_picks_after_not_that_one(servic
     assert not message_violations(answer.model_copy(update={"message": "Quiet Orbit is calm."}), ledger,
                                   service.store, earlier)
     assert plain_message(answer, "x", {"quiet-orbit": "Quiet Orbit (2021)"}) == "You might like Quiet Orbit."
+    assert plain_message(answer, "x", {"quiet-orbit": "Full Monty, The (1997)"}) == "You might like The Full Monty."
 
 
 def test_catalog_titles_are_read_as_a_person_reads_them():
@@ -680,13 +681,17 @@ def test_a_message_may_name_no_other_catalog_film_and_claim_no_taste_it_was_not_
     answer, ledger = quiet_orbit_answer("Quiet Orbit is calm, like Midnight Harbour.")
     flagged = message_violations(answer, ledger, service.store)
     assert [(v.kind, v.item_id) for v in flagged] == [("names_non_pick", "midnight-harbour")]
-    assert not message_violations(answer, ledger, service.store, said="something like Midnight Harbour")
+    assert not message_violations(answer, ledger, service.store, said="something like midnight harbour")
+    tool_text = answer.model_copy(update={"message": "Quiet Orbit (rank 1, score 0.61) is calm."})
+    assert [v.kind for v in message_violations(tool_text, ledger, service.store)] == ["copied_from_data"]
 
     taste = answer.model_copy(update={"message": "Based on your taste, Quiet Orbit fits."})
     assert [v.kind for v in message_violations(taste, ledger, service.store, said="What should I watch?")] == [
         "unsupported_claim"]
     assert not message_violations(taste, ledger, service.store, said="I usually enjoy calm films.")
     assert not message_violations(taste, ledger, service.store, knows_taste=True)
+    asked = taste.model_copy(update={"message": "Quiet Orbit is calm. What are your favourite genres?"})
+    assert not message_violations(asked, ledger, service.store, said="What should I watch?")  # a question claims nothing
     ledger.add_evidence("history", "You rated The Deep Field 5 of 5.", None, None)
     assert not message_violations(taste, ledger, service.store)
 
@@ -702,6 +707,11 @@ def test_a_claim_about_several_picks_is_a_claim_about_each(service):
 
     assert flagged("Launch Window, Quiet Orbit and The Deep Field are all thrillers.") == [
         ("unsupported_claim", "quiet-orbit"), ("unsupported_claim", "deep-field")]
+    # What follows a title is said of that film; what precedes the first title, of them all.
+    assert flagged("You might like Quiet Orbit (2019), a sci-fi drama, and The Deep Field (2016), a documentary.") == []
+    assert flagged("Quiet Orbit is a sci-fi drama and The Deep Field is a documentary.") == []
+    assert flagged("For a calm sci-fi night, try Quiet Orbit and The Deep Field.") == []
+    assert flagged("Quiet Orbit and The Deep Field are both documentaries.") == [("unsupported_claim", "quiet-orbit")]
     assert flagged("Launch Window is a thriller, while Quiet Orbit is a drama, and The Deep Field is a "
                    "documentary.") == []
     assert flagged("Try Quiet Orbit (2019) and The Deep Field (2016).") == []  # each year cites its title
@@ -795,3 +805,7 @@ def test_a_fast_message_that_names_a_non_pick_is_written_by_code_without_a_reask
     result = Agent(fast, llm, sessions).run_turn("fast-2", "a calm film about space")
     assert len(llm.calls) == 1 and result.trace.message_replaced
     assert result.answer.message.startswith("You might like Quiet Orbit")
+    # A message that names none of the picks restated the request: code writes it too.
+    llm = ScriptedChat([{"message": "I'm interested in a calm film about space."}])
+    result = Agent(fast, llm, sessions).run_turn("fast-3", "a calm film about space")
+    assert result.trace.message_replaced and result.answer.message.startswith("You might like Quiet Orbit")

@@ -92,7 +92,8 @@ def _turn(picks, message, evidence, request="a comedy about toys", steps=()):
     candidates = [re.match(r"item (\S+):", o).group(1) for o in steps]
     trace = SimpleNamespace(candidates=candidates, steps=[], reasons=len(picks),
                             supported_reasons=len(picks), latency_seconds=1.0, prompt_tokens=10, completion_tokens=5,
-                            fallback=False, message_replaced=False, below_top=[], constraints="")
+                            fallback=False, message_replaced=False, below_top=[], constraints="",
+                            first_event_seconds=0.0, first_card_seconds=0.5)
     return SimpleNamespace(request=request, answer=answer, evidence=evidence, text=message, trace=trace)
 
 
@@ -116,6 +117,9 @@ def test_the_suite_checks_what_the_user_sees(api_home):
     named = score_turn(svc, case, _turn([("1", "A cowboy doll.", ["E1"])], "Toy Story, or maybe GoldenEye.",
                                         {"E1": {"kind": "plot", "item_id": "1", "text": plot}}, steps=tools))
     assert named["names_non_pick"] == 1
+    other = score_turn(svc, case, _turn([("1", "A cowboy doll.", ["E1"])], "Toy Story, or maybe Get Shorty.",
+                                        {"E1": {"kind": "plot", "item_id": "1", "text": plot}}, steps=tools))
+    assert other["names_non_pick"] == 1  # a catalog film no tool showed counts too
     liked = score_turn(svc, case, _turn([("1", "You liked GoldenEye.", ["E2"])], "One pick.",
                                         {"E2": {"kind": "history", "item_id": "2", "text": "GoldenEye, rated 5"}},
                                         steps=tools))

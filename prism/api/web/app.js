@@ -32,11 +32,15 @@ function addStep(text, error) {
   return li;
 }
 
-async function posterUrl(itemId) {
+const posters = new Map();  // item id -> the promise of its poster's blob URL, fetched once
+
+function posterUrl(itemId) {
   // Posters need the bearer token too, so they are fetched and shown as blobs.
-  const response = await fetch(`/v1/items/${encodeURIComponent(itemId)}/image/0`, { headers: headers() });
-  if (!response.ok) return null;
-  return URL.createObjectURL(await response.blob());
+  if (!posters.has(itemId)) {
+    posters.set(itemId, fetch(`/v1/items/${encodeURIComponent(itemId)}/image/0`, { headers: headers() })
+      .then(async (response) => (response.ok ? URL.createObjectURL(await response.blob()) : null)));
+  }
+  return posters.get(itemId);
 }
 
 function cardFor(itemId, title, reason, evidence) {
@@ -125,6 +129,7 @@ async function send(event) {
           renderCards(payload, cards);
         } else if (name === "error") {
           reply.className = "msg error"; reply.textContent = payload.detail;
+          cards.replaceChildren();
         }
       }
     }
