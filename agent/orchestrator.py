@@ -48,7 +48,7 @@ from prism.agent.toolkit import TurnContext, as_data, build_tools, own_plot
 from prism.errors import PrismError
 from prism.prompts import load_prompt
 from prism.service import PrismService
-from prism.titles import names
+from prism.titles import display_title, names
 from prism.untrusted import without_instructions
 
 EventCallback = Callable[[dict], None]
@@ -59,9 +59,12 @@ FAST_MESSAGE_CHARS = 160  # room for one sentence naming three titles
 def film_line(title: str, record: dict | None) -> str:
     """"Quiet Orbit (2019): Sci-Fi, Drama": what the fast message may say of a film."""
     meta = (record or {}).get("metadata", {})
-    year = f" ({meta['year']})" if meta.get("year") and not re.search(r"\(\d{4}\)", title) else ""
+    year = meta.get("year") or (found.group(1) if (found := re.search(r"\((\d{4})\)\s*$", title)) else None)
     genres = ", ".join(meta.get("genres") or [])
-    return without_instructions(f"{title}{year}" + (f": {genres}" if genres else ""))
+    # As prose names it ("The Truth About Cats & Dogs", not the catalog's "Truth About Cats & Dogs, The"):
+    # the model copies the form it is shown.
+    named = display_title(title) + (f" ({year})" if year else "")
+    return without_instructions(named + (f": {genres}" if genres else ""))
 
 
 def usable_tools(tools, ctx: TurnContext) -> list:
