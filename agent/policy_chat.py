@@ -7,7 +7,7 @@ yet → search_catalog with the caption, the transcript or the request; then the
 the first item of the image search if there is one, else of the first text search, citing
 its first evidence id. (The agent runs the obvious searches itself before the first step,
 so with prefetching on, the answer comes at once.) Asked for a message alone (a fast answer,
-``settings.agent_fast_answer``), it writes one naming the request. ``delay`` seconds per call make
+``settings.agent_fast_answer``), it writes one naming the request and the first film. ``delay`` seconds per call make
 overlaps observable; ``spans`` records (session request, start, end) per call.
 """
 
@@ -38,7 +38,8 @@ class PolicyChat:
         request = re.search(r"Request: (.*)", messages[opening]["content"]).group(1)
         turn = "\n".join(m["content"] or "" for m in messages[opening:])
         if json_schema and set(json_schema.get("properties", {})) == {"message"}:  # a fast answer's message
-            reply = {"message": f"For '{request}', here are my picks."}
+            first = re.search(r"^- (.+?)(?: \(\d{4}\))?(?::|$)", turn, re.M)
+            reply = {"message": f"For '{request}', try {first.group(1) if first else 'these'}."}
         elif "Attached: an image" in turn and "user_image" not in turn:
             reply = {"tool": "caption_image", "arguments": {}}
         elif "Attached: a voice message" in turn and "user_voice" not in turn:

@@ -76,6 +76,6 @@ def test_cards_stream_before_the_message_is_written(browser, api_home):
         assert card.locator("h3").inner_text() == "Quiet Orbit" and card.locator("blockquote").count() >= 1
         assert page.locator(".msg.prism").first.inner_text() == ""  # the message is still being written
         page.wait_for_function("document.querySelector('.msg.prism').textContent.length > 0", timeout=30_000)
-        assert page.locator(".msg.prism").first.inner_text() == "For 'a calm film about space', here are my picks."
+        assert page.locator(".msg.prism").first.inner_text() == "For 'a calm film about space', try Quiet Orbit."
         assert page.locator(".card").count() == settings.agent_max_picks  # the answer's cards replaced the streamed
         page.close()
