@@ -132,19 +132,21 @@ def claim_violations(message: str, picks: list[str], titles: dict[str, str], sto
             about = [i for _, i in at]
             parts = [(clause[:at[0][0]], about)] + [
                 (clause[start:(at[n + 1][0] if n + 1 < len(at) else len(clause))], [i]) for n, (start, i) in enumerate(at)]
-            if COLLECTIVE.search(clause):
+            collective = bool(COLLECTIVE.search(clause))
+            if collective:
                 parts[-1] = (parts[-1][0], about)
         elif about and REFERS_BACK.match(clause):  # "It was released in 1936." is about the last one named
-            parts = [(clause, about[-1:])]
+            parts, collective = [(clause, about[-1:])], False
         else:
             about = []
             continue
         for text, subjects in parts:
             # Genre words and years inside a title ("Romance in Manhattan (1996)") are its name, not a claim.
             claims = without_titles(text, pick_titles)
-            pooled = " ".join(facts[i] for i in subjects)
-            for item_id in subjects if len(subjects) == 1 or COLLECTIVE.search(clause) else [subjects[0]]:
-                held = facts[item_id] if len(subjects) == 1 or COLLECTIVE.search(clause) else pooled
+            # Said of each film alone, or of several at once (read against what they hold together).
+            each = collective or len(subjects) == 1
+            for item_id in subjects if each else subjects[:1]:
+                held = facts[item_id] if each else " ".join(facts[i] for i in subjects)
                 problems = genre_claims(claims, held) + [f"year '{y}'" for y in YEAR.findall(claims) if y not in held]
                 if problems:
                     violations.append(Violation(

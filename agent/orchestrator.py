@@ -187,7 +187,8 @@ class Agent:
 
         def emit(event: dict) -> None:
             seconds = round(time.perf_counter() - started, 3)
-            trace.first_event_seconds = trace.first_event_seconds if trace.first_event_seconds is not None else seconds
+            if trace.first_event_seconds is None:
+                trace.first_event_seconds = seconds
             if event["type"] in ("card", "answer") and trace.first_card_seconds is None:  # no cards: the answer's
                 trace.first_card_seconds = seconds
             sink(event)
@@ -273,7 +274,7 @@ class Agent:
         answer = self._fill(answer, ctx, request, trace)
         answer = self._faithful(answer, ctx, trace.topic or request, trace)  # a voice turn: the words heard
         if trace.fast_answer:
-            message = self._fast_message(session, trace.topic or request, answer, ctx, trace)
+            message = self._fast_message(trace.topic or request, answer, ctx, trace)
             trace.message_replaced = not message
             answer = answer.model_copy(update={"message": message or plain_message(answer, request,
                                                                                     ctx.ledger.candidates)})
@@ -452,7 +453,7 @@ class Agent:
                   "reason": pick.reason,
                   "evidence": [{"id": r.id, "kind": r.kind, "text": r.text} for r in cited]})
 
-    def _fast_message(self, session, request: str, answer: Answer, ctx: TurnContext, trace: Trace) -> str:
+    def _fast_message(self, request: str, answer: Answer, ctx: TurnContext, trace: Trace) -> str:
         """The fast answer's message: one short LLM step over the chosen picks' lines (title,
         year, genres), no tools, no re-ask; '' when the step fails (code then writes the message).
         The cards already quote each film's evidence: given the plots, the model copied them."""
