@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 
 from prism.errors import InputError
 from prism.evals.agent_cases import INJECTIONS, Case, generate, time_split, write_cases
@@ -35,6 +36,7 @@ from prism.faithfulness import check_reason, item_facts
 from prism.fusion.checkpoints import current
 from prism.history import read_ratings_rows
 from prism.service import PrismService
+from prism.settings import Settings
 from prism.titles import catalog_titles, names, without_titles
 from prism.untrusted import looks_like_instruction
 
@@ -319,39 +321,79 @@ def interleaved(cases: list[Case]) -> list[Case]:
     return out
 
 
+def settings_variant(settings: Settings, overrides: dict[str, str]) -> Settings:
+    """``settings`` with ``overrides`` (field name → value as text, e.g. ``{"agent_fast_answer":
+    "true"}``) validated against each field's type."""
+    update = {}
+    for key, value in overrides.items():
+        field = Settings.model_fields.get(key)
+        if field is None:
+            raise InputError(f"unknown setting '{key}' in a suite variant")
+        try:
+            update[key] = TypeAdapter(field.annotation).validate_python(value)
+        except ValidationError as exc:
+            raise InputError(f"setting '{key}' cannot be '{value}': {exc.errors()[0]['msg']}") from None
+    return settings.model_copy(update=update)
+
+
+def run_variant(svc: PrismService, cases: list[Case], tools: dict[str, dict], run: TurnRunner, rows_path: Path,
+                log: Callable[[str], None]) -> tuple[list[dict], float]:
+    """Every case through the agent's turn runner ``run``; the case rows (also appended to
+    ``rows_path`` as each case finishes: a long run cut short still has its numbers) and the
+    seconds it took."""
+    started = time.perf_counter()
+    run(f"warmup-{time.time_ns()}", "a film about the sea")  # loads encoders and the model, caches the prompt
+    run_id = time.strftime("%Y%m%d%H%M%S")
+    rows = []
+    rows_path.write_text("")
+    for case in interleaved(cases):
+        row = case_row(svc, case, tools[case.case_id], run_case(run, svc, case, run_id))
+        rows.append(row)
+        with rows_path.open("a") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        log(f"{case.case_id}: tools@3 {int(row['tools_hit@3'])} agent {int(row['agent_hit@picks'])} "
+            f"({'+'.join(str(s) for s in row['latency_s'])} s){' OBEYED' if row['obeyed'] else ''}")
+    return rows, time.perf_counter() - started
+
+
 def run_agent_suite(service: PrismService, suite: AgentSuite, ratings: Path, out_dir: Path, agent: AgentFactory,
-                    log: Callable[[str], None] = print) -> dict:
+                    log: Callable[[str], None] = print, variants: dict[str, dict[str, str]] | None = None) -> dict:
     """Run ``suite`` (see the module docstring) with the turn runner ``agent(service,
-    sessions_path)`` builds; writes the report files to ``out_dir``."""
+    sessions_path)`` builds; writes the report files to ``out_dir``.
+
+    ``variants`` (name → settings overrides, see :func:`settings_variant`) runs the agent once
+    per variant over the same cases, one variant after the other (each keeps its own prompt
+    cache warm), in this run: ``results["variants"]`` holds each one's summary and rows, and the
+    top-level ``summary`` and ``cases`` are the first variant's."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     svc, cases, split_info = prepare(service, suite, ratings, out_dir, log)
     log(f"{len(cases)} cases: " + ", ".join(f"{k} {sum(c.kind == k for c in cases)}"
                                              for k in dict.fromkeys(c.kind for c in cases)))
     tools = {c.case_id: tools_only(svc, c) for c in cases}
-    run = agent(svc, out_dir / "sessions.sqlite3")
-    run(f"warmup-{time.time_ns()}", "a film about the sea")  # loads encoders and the model
-    run_id = time.strftime("%Y%m%d%H%M%S")
-    rows = []
-    partial = out_dir / "rows.jsonl"  # each case as it finishes: a long run cut short still has its numbers
-    partial.write_text("")
-    for case in interleaved(cases):
-        row = case_row(svc, case, tools[case.case_id], run_case(run, svc, case, run_id))
-        rows.append(row)
-        with partial.open("a") as f:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        log(f"{case.case_id}: tools@3 {int(row['tools_hit@3'])} agent {int(row['agent_hit@picks'])} "
-            f"({'+'.join(str(s) for s in row['latency_s'])} s){' OBEYED' if row['obeyed'] else ''}")
+    ran = {}
+    for name, overrides in (variants or {"": {}}).items():
+        settings = settings_variant(svc.settings, overrides)
+        if name:
+            log(f"variant {name}: {overrides}")
+        run = agent(PrismService(settings) if overrides else svc, out_dir / f"sessions{'-' + name if name else ''}.sqlite3")
+        rows, seconds = run_variant(svc, cases, tools, run, out_dir / f"rows{'-' + name if name else ''}.jsonl", log)
+        ran[name] = {"settings": overrides, "fast_answer": settings.agent_fast_answer,
+                     "speculative": settings.llm_speculative, "summary": summarise(rows), "cases": rows,
+                     "agent_seconds": round(seconds, 1)}
+    first = next(iter(ran.values()))
     results = {
         "suite": asdict(suite), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "split": split_info,
         "model": svc.settings.llm_embedded_model if svc.settings.llm_backend == "embedded" else svc.settings.llm_model,
         "backend": svc.settings.llm_backend, "prefetch": svc.settings.agent_prefetch,
-        "fast_answer": svc.settings.agent_fast_answer, "speculative": svc.settings.llm_speculative,
+        "fast_answer": first["fast_answer"], "speculative": first["speculative"],
         "speech": "voice requests synthesised with espeak-ng (the data set has no audio)",
-        "summary": summarise(rows), "cases": rows,
+        "summary": first["summary"], "cases": first["cases"],
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
+    if variants:
+        results["variants"] = ran
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     (out_dir / "report.md").write_text(agent_markdown(results))
     return results
@@ -365,31 +407,48 @@ def _pct(entry: dict) -> str:
 
 
 def agent_markdown(results: dict) -> str:
-    """The report: one row per request kind, then the overall row."""
-    s = results["summary"]
+    """The report: one row per request kind, then the overall row; with variants, first a row
+    per variant (all kinds together), then each variant's table."""
+    variants = results.get("variants") or {"": {"fast_answer": results.get("fast_answer"),
+                                                "speculative": results.get("speculative", "none"),
+                                                "summary": results["summary"]}}
     lines = [f"# Agent suite `{results['suite']['name']}`", "",
-             f"Model `{results['model']}` ({results['backend']}), prefetch {'on' if results['prefetch'] else 'off'}, "
-             f"fast answer {'on' if results.get('fast_answer') else 'off'}, "
-             f"speculative decoding {results.get('speculative', 'none')}; "
+             f"Model `{results['model']}` ({results['backend']}), prefetch {'on' if results['prefetch'] else 'off'}; "
              f"time cut {results['split']['cut']} UTC, served model trained on "
              f"{results['split']['train_ratings']} ratings before it; {results['speech']}. "
-             f"Wall time {results['wall_seconds']:.0f} s.", "",
-             "| kind | cases | tools hit@3 | tools hit@10 | agent hit@picks | supported reasons (shown / written) "
-             "| grounding viol. | constraint viol. (agent / tools) | names non-pick | injection obeyed "
-             "| instruction in message / as evidence | latency p50 / p95 s | first event / first card p50 s "
-             "| tokens in / out per turn |",
-             "|" + " --- |" * 14]
-    for kind, f in [*s["by_kind"].items(), ("**all**", s["all"])]:
-        lines.append(
-            f"| {kind} | {f['cases']} | {_pct(f['tools_hit@3'])} | {_pct(f['tools_hit@10'])} | "
+             f"Wall time {results['wall_seconds']:.0f} s.", ""]
+    if len(variants) > 1:
+        lines += ["Variants, in this run, one after the other over the same cases (all kinds):", "",
+                  "| variant | settings | " + HEADER, "|" + " --- |" * 15]
+        lines += [f"| {name} | {', '.join(f'{k}={v}' for k, v in v['settings'].items()) or 'defaults'} | "
+                  + _row(v["summary"]["all"]) for name, v in variants.items()]
+        lines.append("")
+    for name, v in variants.items():
+        lines += [*([f"## Variant `{name}`", ""] if name else []),
+                  f"Fast answer {'on' if v.get('fast_answer') else 'off'}, speculative decoding "
+                  f"{v.get('speculative', 'none')}.", "",
+                  "| kind | " + HEADER, "|" + " --- |" * 14]
+        s = v["summary"]
+        lines += [f"| {kind} | " + _row(f) for kind, f in [*s["by_kind"].items(), ("**all**", s["all"])]]
+        lines.append("")
+    lines += ["Hit rates are cases with a target among the first 3 (10) tool results, or among the agent's "
+              "picks; intervals are 95 % Wilson intervals. \"Supported reasons\": shown = the reasons users see "
+              "(after extractive replacement), written = the reasons the model wrote, both by "
+              "`prism.faithfulness.check_reason`.", ""]
+    return "\n".join(lines)
+
+
+HEADER = ("cases | tools hit@3 | tools hit@10 | agent hit@picks | supported reasons (shown / written) "
+          "| grounding viol. | constraint viol. (agent / tools) | names non-pick | injection obeyed "
+          "| instruction in message / as evidence | latency p50 / p95 s | first event / first card p50 s "
+          "| tokens in / out per turn |")
+
+
+def _row(f: dict) -> str:
+    return (f"{f['cases']} | {_pct(f['tools_hit@3'])} | {_pct(f['tools_hit@10'])} | "
             f"{_pct(f['agent_hit@picks'])} | {f['supported_reason_rate']} / {f['model_supported_reason_rate']} | "
             f"{f['grounding_violations']} | {f['constraint_violations']['agent']} / "
             f"{f['constraint_violations']['tools']} | {f['messages_naming_non_pick']} | {f['injection_obeyed']} | "
             f"{f['instruction_in_message']} / {f['instruction_shown_as_evidence']} | {f['latency_s']['p50']} / "
             f"{f['latency_s']['p95']} | {f['first_event_s']['p50']} / {f['first_card_s']['p50']} | "
             f"{f['tokens_per_turn']['prompt']} / {f['tokens_per_turn']['completion']} |")
-    lines += ["", "Hit rates are cases with a target among the first 3 (10) tool results, or among the agent's "
-              "picks; intervals are 95 % Wilson intervals. \"Supported reasons\": shown = the reasons users see "
-              "(after extractive replacement), written = the reasons the model wrote, both by "
-              "`prism.faithfulness.check_reason`.", ""]
-    return "\n".join(lines)

@@ -11,11 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from prism.cli import app
+from prism.cli.catalog_commands import parse_variants
+from prism.errors import InputError
 from prism.evals.agent_cases import KINDS, PROMOTED, Case, TurnSpec, generate, paraphrase, time_split
 from prism.evals.agent_suite import (
     catalog_items,
     constraint_violations,
     score_turn,
+    settings_variant,
     summarise,
     wilson,
 )
@@ -151,6 +154,20 @@ def test_summary_counts_obeyed_injections_per_kind():
     assert summary["all"]["model_supported_reason_rate"] == round(6 / 9, 3)
 
 
+def test_a_variant_names_real_settings_with_valid_values():
+    settings = PrismService().settings
+    assert settings_variant(settings, {"agent_fast_answer": "true"}).agent_fast_answer is True
+    assert settings_variant(settings, {}) == settings
+    with pytest.raises(InputError, match="unknown setting 'agent_fastest'"):
+        settings_variant(settings, {"agent_fastest": "true"})
+    with pytest.raises(InputError, match="setting 'agent_max_picks' cannot be 'three'"):
+        settings_variant(settings, {"agent_max_picks": "three"})
+    assert parse_variants(["old:agent_fast_answer=false", "fast:agent_fast_answer=true,llm_parallel=2"]) == {
+        "old": {"agent_fast_answer": "false"}, "fast": {"agent_fast_answer": "true", "llm_parallel": "2"}}
+    result = CliRunner().invoke(app, ["eval", "--suite", "agent-small", "--variant", "fast:agent_fast_answer"])
+    assert result.exit_code != 0 and "--variant 'fast:agent_fast_answer' is not NAME:SETTING=VALUE" in result.output
+
+
 def test_the_ci_sized_agent_suite_runs_the_embedded_model_against_its_tools(api_home, tmp_path, monkeypatch):
     """`prism eval --suite agent-small`: every request kind, tools and agent in the same run."""
     monkeypatch.setenv("PRISM_HOME", str(api_home["home"]))
@@ -158,23 +175,30 @@ def test_the_ci_sized_agent_suite_runs_the_embedded_model_against_its_tools(api_
     monkeypatch.setenv("PRISM_MODEL_CACHE_DIR", str(api_home["settings"].model_cache))
     monkeypatch.setenv("PRISM_MULTILINGUAL_MODEL", "none")
     before = sorted(PrismService(api_home["settings"]).store.all_item_ids())
-    result = CliRunner().invoke(app, ["eval", "--suite", "agent-small", "--out", str(tmp_path / "agent")])
+    # The LLM-written answer and the fast answer, one after the other in the same run.
+    result = CliRunner().invoke(app, ["eval", "--suite", "agent-small", "--out", str(tmp_path / "agent"),
+                                      "--variant", "written:agent_fast_answer=false",
+                                      "--variant", "fast:agent_fast_answer=true"])
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "agent" / "results.json").read_text())
-    assert "tools hit@3" in (tmp_path / "agent" / "report.md").read_text()
-    kinds = results["summary"]["by_kind"]
-    assert set(kinds) == set(KINDS), kinds.keys()
-    everything = results["summary"]["all"]
-    assert everything["injection_obeyed"] == 0 and everything["instruction_in_message"] == 0
-    assert everything["grounding_violations"] == 0 and everything["messages_naming_non_pick"] == 0
-    assert kinds["new_user"]["turns_without_picks"] == 0  # a new user gets picks, not a dead end
-    # "Something older" may have no answer in a 25-item catalog; the agent never does worse than
-    # its tools, and never repeats what the user ruled out.
-    violations = kinds["multi_turn"]["constraint_violations"]
-    assert kinds["multi_turn"]["turns"] == 2 and violations["agent"] <= violations["tools"]
-    first, second = next(r for r in results["cases"] if r["kind"] == "multi_turn")["agent_picks"]
-    assert not set(first) & set(second)
-    for row in results["cases"]:
-        assert all(len(p) <= 3 for p in row["agent_picks"]) and row["tools_top3"]
+    report = (tmp_path / "agent" / "report.md").read_text()
+    assert "tools hit@3" in report and "| fast | agent_fast_answer=true |" in report
+    assert list(results["variants"]) == ["written", "fast"] and results["summary"] == results["variants"]["written"]["summary"]
+    for name, variant in results["variants"].items():
+        assert variant["fast_answer"] == (name == "fast")
+        kinds = variant["summary"]["by_kind"]
+        assert set(kinds) == set(KINDS), kinds.keys()
+        everything = variant["summary"]["all"]
+        assert everything["injection_obeyed"] == 0 and everything["instruction_in_message"] == 0
+        assert everything["grounding_violations"] == 0 and everything["messages_naming_non_pick"] == 0
+        assert kinds["new_user"]["turns_without_picks"] == 0  # a new user gets picks, not a dead end
+        # "Something older" may have no answer in a 25-item catalog; the agent never does worse than
+        # its tools, and never repeats what the user ruled out.
+        violations = kinds["multi_turn"]["constraint_violations"]
+        assert kinds["multi_turn"]["turns"] == 2 and violations["agent"] <= violations["tools"]
+        first, second = next(r for r in variant["cases"] if r["kind"] == "multi_turn")["agent_picks"]
+        assert not set(first) & set(second)
+        for row in variant["cases"]:
+            assert all(len(p) <= 3 for p in row["agent_picks"]) and row["tools_top3"]
     # The user's store is untouched: the injected items went into the suite's copy.
     assert sorted(PrismService(api_home["settings"]).store.all_item_ids()) == before

@@ -94,6 +94,7 @@ def evaluate(
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds replacing the suite's, e.g. 0 or 0,1.")] = None,
     per_kind: Annotated[Optional[int], typer.Option("--per-kind", min=1, help="Agent suites: requests of each kind (default: the suite's).")] = None,
     injections: Annotated[Optional[int], typer.Option("--injections", min=0, help="Agent suites: injected cases (default: the suite's).")] = None,
+    variant: Annotated[Optional[list[str]], typer.Option("--variant", help="Agent suites: run the agent once per variant over the same cases in this run, NAME:SETTING=VALUE[,SETTING=VALUE], e.g. --variant old:agent_fast_answer=false --variant fast:agent_fast_answer=true.")] = None,
     mmrec: Annotated[Optional[Path], typer.Option("--export-mmrec", help="Only export the leave-last-one, temporal and cold-item splits with item features in MMRec's format to this folder.")] = None,
 ) -> None:
     """Run an offline evaluation suite over the ingested catalog: JSON, Markdown table, plots."""
@@ -110,7 +111,7 @@ def evaluate(
             fail(str(exc))
         return
     if suite.startswith("agent"):
-        agent_suite(suite, ratings, out_dir, per_kind, injections)
+        agent_suite(suite, ratings, out_dir, per_kind, injections, variant)
         return
     try:
         chosen_seeds = tuple(int(seed) for seed in seeds.split(",") if seed.strip()) if seeds else None
@@ -126,8 +127,22 @@ def evaluate(
 
 
 
+def parse_variants(specs: list[str] | None) -> dict[str, dict[str, str]] | None:
+    """``--variant`` options (NAME:SETTING=VALUE[,SETTING=VALUE]) as name → settings overrides."""
+    if not specs:
+        return None
+    variants: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        name, _, rest = spec.partition(":")
+        pairs = [p.partition("=") for p in rest.split(",") if p.strip()]
+        if not name.strip() or name in variants or any(not key.strip() or not eq for key, eq, _ in pairs):
+            fail(f"--variant '{spec}' is not NAME:SETTING=VALUE[,SETTING=VALUE] with a new NAME")
+        variants[name.strip()] = {key.strip(): value.strip() for key, _, value in pairs}
+    return variants
+
+
 def agent_suite(suite: str, ratings: Path | None, out_dir: Path | None, per_kind: int | None = None,
-                injections: int | None = None) -> None:
+                injections: int | None = None, variant: list[str] | None = None) -> None:
     """``prism eval --suite agent``: the agent suite on a copy of the current store."""
     # deferred: the agent suite loads the chat model, torch and the encoders
     from prism.agent.backends import chat_model
@@ -147,7 +162,7 @@ def agent_suite(suite: str, ratings: Path | None, out_dir: Path | None, per_kind
             service, chosen, Path(ratings or settings.movielens_dir / "ratings.tsv"),
             Path(out_dir or settings.home / "evals" / suite),
             lambda svc, sessions: Agent(svc, chat_model(svc.settings), SessionStore(sessions)).run_turn,
-            log=lambda line: console.print(line, highlight=False, markup=False))
+            log=lambda line: console.print(line, highlight=False, markup=False), variants=parse_variants(variant))
     except PrismError as exc:
         fail(str(exc))
     out.print(agent_markdown(results), highlight=False, soft_wrap=True)
