@@ -32,6 +32,11 @@ YEAR_PATTERNS: tuple[tuple[str, int | None, int | None], ...] = (
 SMALL_TALK = GENERIC | STOP | set("""bored ideas idea please should would could tonight today picture image photo
 photos pictures one ones give find show tell anything need want wants what's i'm i'd i've you're let's just really
 maybe get got either instead too also rather have""".split())
+# Words of a turn that asks for nothing at all: thanks, greetings, goodbyes ("Thanks, great!").
+CHIT_CHAT = set("""thanks thank thx you ok okay great cool bye goodbye hi hello hey nice awesome perfect cheers good
+night morning evening wow lol sure got it that's that was those these much very so love lovely brilliant excellent fine
+alright all right see ya later done for now the help helpful amazing i'll will watch them yes yeah""".split())
+CJK_CHIT_CHAT = {"谢谢", "谢谢你", "多谢", "你好", "再见", "好的", "好", "太好了"}
 NOT_THAT_ONE = r"\bnot (?:that|this|those|these)(?: one| ones)?\b|\bsomething else\b|\banother one\b|\bseen (?:it|that)\b"
 NEGATION = r"(?:no|not|nothing|without|avoid|except|hate|don't want|do not want|not into|no more)"
 
@@ -113,6 +118,16 @@ def says_what_it_wants(request: str) -> bool:
     if genres.CJK.search(request):
         return True
     return any(len(w) >= 3 and w not in SMALL_TALK for w in re.findall(r"[a-z][a-z'\-]*", request.casefold()))
+
+
+def is_chit_chat(request: str) -> bool:
+    """Whether ``request`` is only thanks, a greeting or a goodbye ("Thanks!", "ok, bye"): a
+    turn that asks for no films, so no tool runs before the model answers it."""
+    folded = request.casefold().strip()
+    if genres.CJK.search(folded):
+        return re.sub(r"[\s\W]+", "", folded) in CJK_CHIT_CHAT
+    words = re.findall(r"[a-z][a-z']*", folded)
+    return bool(words) and all(w in CHIT_CHAT for w in words)
 
 
 def _item_genres(metadata: dict) -> set[str]:

@@ -192,7 +192,9 @@ class Agent:
             if event["type"] in ("card", "answer") and trace.first_card_seconds is None:  # no cards: the answer's
                 trace.first_card_seconds = seconds
             sink(event)
-        prefetched = self._prefetch(topic, ctx, tools, trace, emit) if self.settings.agent_prefetch else ""
+        # Thanks or a greeting asks for no films: the model answers it without tool results.
+        prefetched = (self._prefetch(topic, ctx, tools, trace, emit) if self.settings.agent_prefetch
+                      and (image or audio or not constraints.is_chit_chat(request)) else "")
         messages = self._opening(session, request, ctx, tools, prefetched)
         repairs_left = self.settings.agent_max_repairs
         stream = None

@@ -809,3 +809,22 @@ def test_a_fast_message_that_names_a_non_pick_is_written_by_code_without_a_reask
     llm = ScriptedChat([{"message": "I'm interested in a calm film about space."}])
     result = Agent(fast, llm, sessions).run_turn("fast-3", "a calm film about space")
     assert result.trace.message_replaced and result.answer.message.startswith("You might like Quiet Orbit")
+
+
+def test_thanks_gets_the_models_reply_and_no_films_even_with_the_fast_answer(fast, sessions):
+    llm = ScriptedChat([{"answer": {"message": "You're welcome, enjoy the films!", "picks": []}}])
+    events = []
+    result = Agent(fast, llm, sessions).run_turn("fast-thanks", "Thanks, that's great!", on_event=events.append)
+    assert not [s for s in result.trace.steps if s.kind == "tool"] and not result.trace.fast_answer
+    assert result.answer.picks == [] and not [e for e in events if e["type"] == "card"]
+    assert result.answer.message == "You're welcome, enjoy the films!" and len(llm.calls) == 1
+
+
+@pytest.mark.parametrize("request_text, chit_chat", [
+    ("Thanks, that's great!", True), ("ok bye", True), ("谢谢！", True), ("Hello!", True),
+    ("hi, a calm film about space", False), ("thanks, now something older", False), ("推荐一部电影", False),
+    ("", False), ("a good night film", False)])
+def test_chit_chat_is_told_apart_from_a_request(request_text, chit_chat):
+    from prism.agent import constraints
+
+    assert constraints.is_chit_chat(request_text) is chit_chat
