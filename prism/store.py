@@ -27,8 +27,11 @@ import numpy as np
 
 from prism.errors import InputError
 from prism.settings import Settings
+from prism.where import Unsupported, matches
 
 ITEMS = "items"
+# A filtered query first fetches this many times the wanted entries unfiltered (Store.query).
+FILTER_PROBE = 10
 
 
 @dataclass
@@ -165,28 +168,45 @@ class Store:
 
     def query(self, space: str, vector: np.ndarray, n: int, where: dict | None = None) -> list[Match]:
         """The ``n`` nearest entries of ``space`` to ``vector``, most similar first, of committed
-        items only (fewer than ``n`` when some belong to an item whose record was never written)."""
-        # deferred: chromadb is loaded by the collection above; importing it at module level would not be
-        from chromadb.errors import InvalidArgumentError
+        items only (fewer than ``n`` when some belong to an item whose record was never written).
 
+        With a ``where`` filter, the ``FILTER_PROBE`` × ``n`` nearest entries are fetched without
+        it and filtered here (:mod:`prism.where`, Chroma's semantics); only when fewer than
+        ``n`` pass (a selective filter) does Chroma filter, which it does by comparing the query
+        with every entry the filter lets through: fast for a few, slow for most of a catalog."""
         collection = self.collection(space)
         total = collection.count()
         if total == 0:
             return []
+        if where:
+            probe = min(total, n * FILTER_PROBE)
+            try:
+                kept = [m for m in self._nearest(collection, vector, probe, None) if matches(m.metadata, where)]
+            except Unsupported:
+                kept = None
+            if kept is not None and (len(kept) >= n or probe == total):
+                return self._committed(kept[:n])
+        return self._committed(self._nearest(collection, vector, min(n, total), where))
+
+    def _nearest(self, collection, vector: np.ndarray, n: int, where: dict | None) -> list[Match]:
+        # deferred: chromadb is loaded by the collection above; importing it at module level would not be
+        from chromadb.errors import InvalidArgumentError
+
         try:
-            result = collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)],
-                                      n_results=min(n, total), where=where or None,
-                                      include=["metadatas", "documents", "distances"])
+            result = collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n,
+                                      where=where or None, include=["metadatas", "documents", "distances"])
         except (ValueError, InvalidArgumentError) as exc:
             if not where:
                 raise
             raise InputError(f"invalid metadata filter {json.dumps(where, ensure_ascii=False)[:200]}: "
                              f"{str(exc).splitlines()[0][:200]}") from None
-        matches = [
+        return [
             Match(item_id=meta["item_id"], field=meta["field"], text=doc or "", similarity=1.0 - float(dist),
                   metadata=meta)
             for meta, doc, dist in zip(result["metadatas"][0], result["documents"][0], result["distances"][0])
         ]
+
+    def _committed(self, matches: list[Match]) -> list[Match]:
         # Vectors are written before the item record (the commit marker): an ingest killed in
         # between leaves vectors of an item that does not exist, which nobody may be shown.
         committed = self.item_hashes(list(dict.fromkeys(m.item_id for m in matches)))

@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
     "prism": FOUNDATION,  # the package itself (its __init__) only
     "prism.settings": FOUNDATION, "prism.errors": FOUNDATION, "prism.weights": FOUNDATION,
     "prism.model_registry": FOUNDATION, "prism.prompts": FOUNDATION, "prism.untrusted": FOUNDATION, "prism.titles": FOUNDATION,
-    "prism.genres": FOUNDATION, "prism.faithfulness": FOUNDATION,
+    "prism.genres": FOUNDATION, "prism.faithfulness": FOUNDATION, "prism.where": FOUNDATION,
     "prism.tools": TOOLS,
     "prism.catalog": CORE, "prism.store": CORE, "prism.spaces": CORE, "prism.ingest": CORE,
     "prism.search": CORE, "prism.similar": CORE, "prism.history": CORE, "prism.starter": CORE, "prism.recommend": CORE,
