@@ -53,6 +53,18 @@ class PrismService:
                             confine=not self.settings.allow_media_outside_catalog)
         return Ingestor(self.settings, self.store).run(rows, limit=limit, on_batch=on_batch)
 
+    def ingest_on_ray(self, path: Path, address: str | None = None, limit: int | None = None,
+                      actors: int | None = None,
+                      on_batch: Callable[[IngestSummary, int], None] | None = None) -> IngestSummary:
+        """``ingest`` as Ray Data batches on a pool of actors (prism/ray_ingest.py), into the
+        Chroma server of the settings; ``address`` None starts a local Ray for the run."""
+        # deferred: the Ray path imports Ray only when it runs
+        from prism.ray_ingest import ingest_on_ray
+
+        rows = read_catalog(Path(path), self.settings.max_line_bytes,
+                            confine=not self.settings.allow_media_outside_catalog)
+        return ingest_on_ray(self.settings, rows, address, limit, actors, on_batch)
+
     def ingest_item(self, record: dict, base: Path, cancel: threading.Event | None = None) -> IngestSummary:
         """Ingest one item given as a catalog record (media paths relative to ``base``): the
         same validation and pipeline as ``ingest``; a bad record is reported in ``failed``.

@@ -22,6 +22,9 @@ def ingest(
     path: Annotated[Path, typer.Argument(help="A catalog JSONL file, a folder with catalog.jsonl, or a MovieLens-MM folder.")],
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Ingest at most N catalog rows.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Run the pipeline as Ray Data batches on actors, writing to the Chroma server of PRISM_CHROMA_HOST; starts a local Ray unless --ray-address is given. Needs the ray extra.")] = False,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --ray (implied): the Ray cluster to join, e.g. auto or ray://host:10001.")] = None,
+    actors: Annotated[Optional[int], typer.Option("--actors", min=1, help="With --ray: how many ingest actors (default: one per CPU of the Ray cluster).")] = None,
 ) -> None:
     """Caption, transcribe and embed a catalog into the store. Re-running skips unchanged items."""
     service = PrismService()
@@ -39,7 +42,8 @@ def ingest(
     try:
         with progress:
             task = progress.add_task("ingest", total=limit, new=0, upd=0, skip=0, fail=0)
-            summary = service.ingest(path, limit=limit, on_batch=on_batch)
+            summary = (service.ingest_on_ray(path, ray_address, limit, actors, on_batch) if ray or ray_address
+                       else service.ingest(path, limit=limit, on_batch=on_batch))
     except (PrismError, FileNotFoundError) as exc:
         fail(str(exc))
     if as_json:
