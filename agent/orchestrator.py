@@ -54,6 +54,8 @@ from prism.untrusted import without_instructions
 EventCallback = Callable[[dict], None]
 FAST_MESSAGE_TOKENS = 60  # a short sentence or two, as JSON
 FAST_MESSAGE_CHARS = 160  # room for one sentence naming three titles
+NEW_USER_NOTE = "The user is new here: after the sentence, ask one short question about what films they like.\n"
+NEW_USER_QUESTION = "What kind of films do you enjoy?"
 
 
 def film_line(title: str, record: dict | None) -> str:
@@ -284,10 +286,13 @@ class Agent:
             # Still not showable after the re-ask (or the picks it named were dropped): code writes it.
             answer = answer.model_copy(update={"message": plain_message(answer, request, ctx.ledger.candidates)})
             trace.message_replaced = True
+        if ctx.new_user and answer.picks and "?" not in answer.message:
+            # A new user's first answer asks about their taste (the model was asked to; code makes sure).
+            answer = answer.model_copy(update={"message": f"{answer.message.strip()} {NEW_USER_QUESTION}"})
         trace.withheld_instructions = {k: v[:3] for k, v in ctx.ledger.flagged.items()}
         trace.candidates = list(ctx.ledger.candidates)
-        answer = Answer(message=render.whole_sentences(answer.message, FAST_MESSAGE_CHARS if trace.fast_answer
-                                                      else MESSAGE_CHARS), picks=[
+        cap = (FAST_MESSAGE_CHARS if trace.fast_answer else MESSAGE_CHARS) + len(NEW_USER_QUESTION) * ctx.new_user
+        answer = Answer(message=render.whole_sentences(answer.message, cap), picks=[
             p.model_copy(update={"reason": render.whole_sentences(p.reason, REASON_CHARS)})
             for p in answer.picks[: self.settings.agent_max_picks]])
         if not trace.fast_answer:  # the checked picks, as the fast answer streamed them before its message
@@ -464,7 +469,7 @@ class Agent:
                           for p in answer.picks)
         prompt = load_prompt("agent_message").format(
             memory=render.memory(ctx.user_id, ctx.preferences), request=render.cut(request, 300),
-            picks=as_data("chosen", lines))
+            picks=as_data("chosen", lines), new_user=NEW_USER_NOTE if ctx.new_user else "")
         messages = [{"role": "system", "content": load_prompt("agent_message_system")},
                     {"role": "user", "content": prompt}]
         schema = {"type": "object", "properties": {"message": {"type": "string", "maxLength": FAST_MESSAGE_CHARS}},

@@ -51,6 +51,7 @@ class TurnContext:
     preferences: list[Preference] = field(default_factory=list)
     k: int = 5
     constraints: Constraints = field(default_factory=Constraints)
+    new_user: bool = False  # the linked user has no ratings yet: the answer asks about their taste
 
 
 # --- argument schemas (the JSON schemas the LLM fills) ------------------------------------
@@ -267,6 +268,7 @@ def build_tools(ctx: TurnContext, filters: bool = True) -> list[StructuredTool]:
         try:
             result = service.recommend(str(user), text=query, k=ctx.k * 3)
         except UnknownUserError:
+            ctx.new_user = True
             return starter_text(f"user {user} is new (no ratings yet): ask one short question about their taste, "
                                 "and offer a few of these well-liked films from different genres")
         except NoCheckpointError:

@@ -134,9 +134,11 @@ class Settings(BaseSettings):
                                               "folder ('../', absolute paths elsewhere, links out of it).")
     agent_fill_picks: bool = Field(True, description="Complete an answer that picked fewer than agent_max_picks "
                                    "items with the best-ranked candidates (extractive reasons).")
-    agent_fast_answer: bool = Field(False, description="When the prefetched tools found candidates, code picks "
+    agent_fast_answer: bool = Field(True, description="When the prefetched tools found candidates, code picks "
                                     "their best-ranked (the cards stream at once) with extractive reasons, and "
-                                    "the LLM writes only the short message, in one step with no re-ask.")
+                                    "the LLM writes only the short message, in one step with no re-ask. Off: the "
+                                    "LLM chooses among the candidates and writes the reasons (slower, no better "
+                                    "on the agent suite: docs/results/agent-suite-2026-11-27-variants).")
 
     # The HTTP API (prism serve).
     api_host: str = "127.0.0.1"

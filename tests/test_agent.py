@@ -64,8 +64,9 @@ def service(store_home, tmp_path, model_cache) -> PrismService:
 
 @pytest.fixture
 def prefetching(store_home, model_cache) -> PrismService:
+    # The model's own steps after the prefetch (the fast answer, on by default, skips them).
     return PrismService(Settings(home=store_home, model_cache_dir=model_cache, multilingual_model="none",
-                                 agent_fill_picks=False))
+                                 agent_fill_picks=False, agent_fast_answer=False))
 
 
 @pytest.fixture

@@ -36,9 +36,10 @@ def test_stated_constraints_order_and_filter_what_the_model_sees(tmp_path, demo_
     from prism.service import PrismService
     from prism.settings import Settings
 
-    # The script's one pick stays one pick (agent_fill_picks off): "older" then means older than it.
+    # The script's one pick stays one pick (agent_fill_picks off): "older" then means older than it;
+    # the model picks (the fast answer off) from what it was shown.
     service = PrismService(Settings(home=tmp_path / "home", model_cache_dir=model_cache, multilingual_model="none",
-                                    agent_fill_picks=False))
+                                    agent_fill_picks=False, agent_fast_answer=False))
     assert service.ingest(demo_catalog).ingested == 10
     sessions = SessionStore(tmp_path / "s.sqlite3")
 

@@ -33,7 +33,8 @@ def test_starter_picks_are_well_liked_and_varied(api_home):
 
 
 def test_a_new_user_gets_picks_and_a_question(api_home, tmp_path):
-    service = PrismService(api_home["settings"])
+    # The model writes the question (the fast answer, on by default, has code pick the films).
+    service = PrismService(api_home["settings"].model_copy(update={"agent_fast_answer": False}))
 
     def answer(call):
         opening = next(m["content"] for m in call["messages"] if m["role"] == "user" and "Request:" in m["content"])
@@ -49,3 +50,21 @@ def test_a_new_user_gets_picks_and_a_question(api_home, tmp_path):
         "new-1", "what should I watch tonight?", user_id="424242")
     assert len(result.answer.picks) == 3 and not result.trace.violations and not result.trace.fallback
     assert "?" in result.answer.message
+
+
+def test_the_fast_answer_gives_a_new_user_starter_picks_and_asks_about_their_taste(api_home, tmp_path):
+    service = PrismService(api_home["settings"].model_copy(update={"agent_fast_answer": True}))
+    shown = []
+
+    def message(call):
+        shown.append(call["messages"][-1]["content"])
+        first = re.search(r"^- (.+?) \(\d{4}\)", shown[-1], re.M).group(1)
+        return {"message": f"You might like {first}."}  # no question: code adds one
+
+    result = Agent(service, ScriptedChat([message]), SessionStore(tmp_path / "s.sqlite3")).run_turn(
+        "new-fast", "what should I watch tonight?", user_id="424242")
+    starters = [s.item_id for s in service.starter_picks(n=3)]
+    assert result.trace.fast_answer and [p.item_id for p in result.answer.picks] == starters
+    assert "The user is new here" in shown[0]  # the model was asked for the question
+    assert result.answer.message.endswith("What kind of films do you enjoy?")
+    assert result.answer.message.startswith("You might like")
