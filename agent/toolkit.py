@@ -126,16 +126,18 @@ def plot_of(document: str, metadata: dict | None = None) -> str:
     return next((line for line in lines if not line.startswith(written)), "")
 
 
-def own_plot(ctx: TurnContext, item_id: str) -> None:
+def own_plot(ctx: TurnContext, item_id: str):
     """Record ``item_id``'s stored plot in the ledger when the tools showed none of its texts
     (one evidence an item is shown: often its poster's caption), so that a reason written by
-    code can quote the film. Instruction-like plots are never recorded."""
+    code can quote the film; the recorded evidence, or None. Instruction-like plots are never
+    recorded."""
     if any(r.item_id == item_id and r.kind in TEXT_KINDS for r in ctx.ledger.evidence.values()):
-        return
+        return None
     record = ctx.service.store.get_items([item_id]).get(item_id)
     plot = plot_of(record["document"], record["metadata"]) if record else ""
     if plot and not instruction_spans(plot) and (clean := clean_run(plot)):
-        ctx.ledger.add_evidence("plot", span(clean), item_id, "document")
+        return ctx.ledger.add_evidence("plot", span(clean), item_id, "document")
+    return None
 
 
 def confident_caption(text: str) -> str:
@@ -183,6 +185,15 @@ def _item_line(ctx: TurnContext, item_id: str, title: str, metadata: dict, evide
              + (f" (rank {rank + 1}" + (f", score {score:.3f})" if score is not None else ")") if rank is not None
                 else "")]
     for e in evidence[:EVIDENCE_PER_ITEM]:
+        if e.field.startswith("image"):
+            # A poster-vector match carries only the title, which says nothing about the film:
+            # its own plot does (and is what a reason can quote).
+            ref = own_plot(ctx, item_id)
+            if ref is None and facts and not any(r.item_id == item_id for r in ctx.ledger.evidence.values()):
+                ref = ctx.ledger.add_evidence("metadata", f"Genres: {facts}.", item_id, "document")
+            if ref is not None:
+                lines.append(f'  {ref.id} {ref.kind}: "{ref.text}"')
+            continue
         kind = _kind(e.field)
         text = plot_of(e.text, metadata) if e.field == "document" else e.text
         if e.field == "document" and not text and facts:

@@ -7,6 +7,7 @@ import re
 import weakref
 
 _YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+_ALTERNATE = re.compile(r"\s*\([^)]*\)\s*$")
 _ARTICLE = re.compile(r"^(.*), (The|A|An)$")
 MIN_TITLE_CHARS = 4
 
@@ -17,12 +18,20 @@ def bare_title(title: str) -> str:
 
 
 def title_forms(title: str) -> list[str]:
-    """How a message may name a catalog title: without its year, and with a trailing article
-    moved to the front ("Matrix, The (1999)" → "Matrix, The", "The Matrix")."""
+    """How a message may name a catalog title: without its year, with a trailing article moved
+    to the front ("Matrix, The (1999)" → "Matrix, The", "The Matrix"), and without an alternate
+    name in brackets ("Return of Martin Guerre, The (Retour de Martin Guerre, Le) (1982)" → also
+    "Return of Martin Guerre, The", "The Return of Martin Guerre"). The last form is the one
+    prose uses (:func:`display_title`)."""
     bare = bare_title(title)
-    forms = [bare]
-    if match := _ARTICLE.match(bare):
-        forms.append(f"{match.group(2)} {match.group(1)}")
+    names = [bare]
+    if (short := _ALTERNATE.sub("", bare).strip()) and short != bare:
+        names.append(short)
+    forms = []
+    for name in names:
+        forms.append(name)
+        if match := _ARTICLE.match(name):
+            forms.append(f"{match.group(2)} {match.group(1)}")
     return [f for f in forms if len(f) >= MIN_TITLE_CHARS]
 
 
@@ -55,19 +64,8 @@ def without_titles(text: str, titles: list[str]) -> str:
 
 
 _WORDS = re.compile(r"\w+", re.UNICODE)
-_ALTERNATE = re.compile(r"\s*\([^)]*\)\s*$")
 _ARTICLES = {"the", "a", "an"}
 _QUOTES = "'\"‘’“”*_«「《"
-
-
-def _catalog_forms(title: str) -> set[str]:
-    """The forms of :func:`title_forms` and, for a title with an alternate name in brackets
-    ("French Twist (Gazon maudit) (1995)"), the same without it."""
-    forms = set(title_forms(title))
-    bare = bare_title(title)
-    if (short := _ALTERNATE.sub("", bare)) != bare:
-        forms |= set(title_forms(short))
-    return forms
 
 
 class CatalogTitles:
@@ -81,7 +79,7 @@ class CatalogTitles:
     def __init__(self, titles: dict[str, str]) -> None:
         self._by_words: dict[tuple[str, ...], list[tuple[str, bool]]] = {}
         for item_id, title in titles.items():
-            for form in _catalog_forms(title):
+            for form in title_forms(title):
                 words = tuple(_WORDS.findall(form))
                 if words:
                     plain_name = len([w for w in words if w.casefold() not in _ARTICLES]) >= 2

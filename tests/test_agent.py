@@ -662,6 +662,9 @@ def test_a_message_may_not_name_the_last_answers_picks_after_not_that_one(servic
                                   service.store, earlier)
     assert plain_message(answer, "x", {"quiet-orbit": "Quiet Orbit (2021)"}) == "You might like Quiet Orbit."
     assert plain_message(answer, "x", {"quiet-orbit": "Full Monty, The (1997)"}) == "You might like The Full Monty."
+    # A title's alternate name in brackets is left out of prose, its article moved to the front.
+    assert plain_message(answer, "x", {"quiet-orbit": "Return of Martin Guerre, The (Retour de Martin Guerre, Le) "
+                                                      "(1982)"}) == "You might like The Return of Martin Guerre."
 
 
 def test_catalog_titles_are_read_as_a_person_reads_them():
@@ -829,3 +832,28 @@ def test_chit_chat_is_told_apart_from_a_request(request_text, chit_chat):
     from prism.agent import constraints
 
     assert constraints.is_chit_chat(request_text) is chit_chat
+
+
+def test_a_poster_match_is_explained_by_the_films_plot_not_its_title(fast, sessions, demo_catalog, monkeypatch):
+    search = fast.search
+
+    def poster_vector_only(**kwargs):  # as on a large catalog, where the caption channel misses these films
+        result = search(**kwargs)
+        for hit in result.hits:
+            hit.evidence = [e for e in hit.evidence if e.field.startswith("image")]
+        return result
+
+    monkeypatch.setattr(fast, "search", poster_vector_only)
+
+    def message(call):
+        first = re.search(r"^- (.+?) \(\d{4}\)", call["messages"][-1]["content"], re.M).group(1)
+        return {"message": f"You might like {first}."}
+
+    result = Agent(fast, ScriptedChat([message]), sessions).run_turn("poster-plot", "",
+                                                                       image=demo_catalog / "query-cat.jpg")
+    assert result.trace.fast_answer and result.answer.picks[0].item_id == "whiskers"
+    for pick in result.answer.picks:
+        title = result.titles[pick.item_id]
+        cited = [result.evidence[e] for e in pick.evidence]
+        assert cited and title not in [c["text"] for c in cited] and pick.reason != title, (title, cited, pick.reason)
+        assert cited[0]["kind"] == "plot" and cited[0]["text"].rstrip("…")[:40] in fast.get_item(pick.item_id)["document"]
