@@ -10,7 +10,7 @@ capped, every request has a timeout. Without ``--url`` the script serves the app
 (in this process, uvicorn on a free loopback port) over ``PRISM_HOME`` with the configured
 chat model (the embedded LLM by default), after warming the models.
 
-Usage: python bench/load_test.py [--url http://127.0.0.1:8000] [--sessions 20] [--turns 1]
+Usage: python bench/load_test.py [--url http://127.0.0.1:8000] [--sessions 20|1,5,20] [--turns 1]
                                  [--user ID] [--token T] [--timeout 900] [--out FILE]
 """
 
@@ -26,6 +26,8 @@ from urllib.parse import urlparse
 
 import httpx
 from bench_output import emit, latency_summary, machine
+
+from prism.settings import Settings
 
 REQUESTS = ["a calm film about space", "something funny with a cat", "a tense thriller", "a romantic comedy",
             "an animated film for kids", "a detective mystery", "a war drama", "a film about music",
@@ -131,14 +133,19 @@ def own_server():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=None, help="A running Prism on loopback (default: serve one here).")
-    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--sessions", default="20", help="Concurrent sessions; a comma list (1,5,20) runs each "
+                        "level in turn against the same server.")
     parser.add_argument("--turns", type=int, default=1)
     parser.add_argument("--user", default=None, help="Also POST /v1/recommend for this user, once per session.")
     parser.add_argument("--token", default=os.environ.get("PRISM_API_TOKEN"))
     parser.add_argument("--timeout", type=float, default=900.0, help="Seconds per request.")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    if not 1 <= args.sessions <= MAX_SESSIONS or not 1 <= args.turns <= MAX_TURNS:
+    try:
+        levels = [int(n) for n in args.sessions.split(",")]
+    except ValueError:
+        raise SystemExit(f"--sessions must be comma-separated integers, got '{args.sessions}'") from None
+    if not all(1 <= n <= MAX_SESSIONS for n in levels) or not 1 <= args.turns <= MAX_TURNS:
         raise SystemExit(f"sessions must be 1..{MAX_SESSIONS} and turns 1..{MAX_TURNS}")
     if args.url and urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit(f"{args.url} is not a loopback address: this load test only runs against this machine")
@@ -146,11 +153,12 @@ def main() -> None:
     with (nullcontext(args.url) if args.url else own_server()) as url:
         setup = time.perf_counter() - started
         health = httpx.get(f"{url}/healthz", timeout=30).json()
-        result = run(url, args.sessions, args.turns, args.user, args.token, args.timeout)
-    report = {"benchmark": "load", "url": url, "sessions": args.sessions, "turns_per_session": args.turns,
+        results = [{"sessions": n, **run(url, n, args.turns, args.user, args.token, args.timeout)} for n in levels]
+    report = {"benchmark": "load", "url": url, "turns_per_session": args.turns,
               "server_start_seconds": round(setup, 1), "chat_model": health.get("models", {}).get("chat_model"),
+              "fast_answer": None if args.url else Settings().agent_fast_answer,  # of the server served here
               "items": health.get("chroma", {}).get("items"), "machine": machine(),
-              **result}
+              **(results[0] if len(results) == 1 else {"levels": results})}
     emit(report, args.out)
 
 
