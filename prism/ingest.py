@@ -96,6 +96,22 @@ def instruction_span_count(prepared: Prepared) -> int:
     return sum(len(instruction_spans(text)) for text in texts)
 
 
+def admit(rows: Iterable[CatalogRow], seen: set[str], summary: IngestSummary) -> list[CatalogRow]:
+    """The rows holding a valid item whose id is not in ``seen`` (added to it); a bad row or a
+    repeated id goes to ``summary.failed`` with its reason."""
+    admitted = []
+    for row in rows:
+        if row.item is None:
+            summary.failed.append(Failure(source=row.source, reason=row.error or "unknown error"))
+        elif row.item.item_id in seen:
+            summary.failed.append(Failure(source=row.source, item_id=row.item.item_id,
+                                          reason=f"duplicate item_id '{row.item.item_id}' in this catalog"))
+        else:
+            seen.add(row.item.item_id)
+            admitted.append(row)
+    return admitted
+
+
 def _batches(rows: Iterable[CatalogRow], size: int) -> Iterator[list[CatalogRow]]:
     iterator = iter(rows)
     while batch := list(islice(iterator, size)):
@@ -211,16 +227,7 @@ class Ingestor:
         seen_ids: set[str] = set()
         rows = islice(rows, limit) if limit is not None else rows
         for batch in _batches(rows, self.settings.ingest_batch_size):
-            items: list[tuple[CatalogItem, str]] = []
-            for row in batch:
-                if row.item is None:
-                    summary.failed.append(Failure(source=row.source, reason=row.error or "unknown error"))
-                elif row.item.item_id in seen_ids:
-                    summary.failed.append(Failure(source=row.source, item_id=row.item.item_id,
-                                                  reason=f"duplicate item_id '{row.item.item_id}' in this catalog"))
-                else:
-                    seen_ids.add(row.item.item_id)
-                    items.append((row.item, row.source))
+            items = [(row.item, row.source) for row in admit(batch, seen_ids, summary)]
             stored = self.store.item_hashes([item.item_id for item, _ in items])
             prepared: list[Prepared] = []
             for item, source in items:

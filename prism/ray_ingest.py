@@ -36,7 +36,7 @@ from pathlib import Path
 
 from prism.catalog import CatalogItem, CatalogRow
 from prism.errors import InputError
-from prism.ingest import Failure, Ingestor, IngestSummary, pipeline_fingerprint
+from prism.ingest import Ingestor, IngestSummary, admit, pipeline_fingerprint
 from prism.settings import Settings
 from prism.store import Store
 
@@ -65,17 +65,7 @@ def changed_items(rows: Iterable[CatalogRow], store: Store, fingerprint: str, su
     id once. Bad and repeated rows go to ``summary.failed`` as the plain path reports them;
     items whose stored content hash is unchanged count as skipped (a repeated run starts no
     actor at all)."""
-    seen: set[str] = set()
-    valid: list[CatalogRow] = []
-    for row in rows:
-        if row.item is None:
-            summary.failed.append(Failure(source=row.source, reason=row.error or "unknown error"))
-        elif row.item.item_id in seen:
-            summary.failed.append(Failure(source=row.source, item_id=row.item.item_id,
-                                          reason=f"duplicate item_id '{row.item.item_id}' in this catalog"))
-        else:
-            seen.add(row.item.item_id)
-            valid.append(row)
+    valid = admit(rows, set(), summary)
     for start in range(0, len(valid), batch):
         chunk = valid[start:start + batch]
         stored = store.item_hashes([r.item.item_id for r in chunk])
