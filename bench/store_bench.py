@@ -150,6 +150,9 @@ def queries(store: Store, spaces: dict[str, Space], n_queries: int, noise: float
         out[name] = {}
         for label, where in FILTERS.items():
             passing = np.array([where is None or matches(m, where) for m in space.metadatas])
+            if not passing.any():
+                out[name][label] = "no entry of this space carries the filtered key: not measured"
+                continue
             seconds: dict[str, list[float]] = {"prism": [], "chroma_filter": [], "numpy": []}
             recall = []
             for q in probes:

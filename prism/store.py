@@ -30,8 +30,10 @@ from prism.settings import Settings
 from prism.where import Unsupported, matches
 
 ITEMS = "items"
-# A filtered query first fetches this many times the wanted entries unfiltered (Store.query).
-FILTER_PROBE = 10
+# A filtered query first fetches this many times the wanted entries unfiltered, and at most
+# FILTER_PROBE_MAX times, before it lets Chroma filter (Store.query).
+FILTER_PROBE = 3
+FILTER_PROBE_MAX = 20
 
 
 @dataclass
@@ -83,6 +85,7 @@ class Store:
         self.client = client or make_client(settings)
         self.max_batch = int(self.client.get_max_batch_size())
         self._collections: dict[str, Any] = {}
+        self._known_committed: set[str] = set()  # item ids whose record this Store has seen
         where = (f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host
                  else str(settings.chroma_path.resolve()))
         with _WRITE_LOCKS_GUARD:
@@ -170,23 +173,27 @@ class Store:
         """The ``n`` nearest entries of ``space`` to ``vector``, most similar first, of committed
         items only (fewer than ``n`` when some belong to an item whose record was never written).
 
-        With a ``where`` filter, the ``FILTER_PROBE`` × ``n`` nearest entries are fetched without
-        it and filtered here (:mod:`prism.where`, Chroma's semantics); only when fewer than
-        ``n`` pass (a selective filter) does Chroma filter, which it does by comparing the query
-        with every entry the filter lets through: fast for a few, slow for most of a catalog."""
+        With a ``where`` filter, the nearest ``FILTER_PROBE`` × ``n`` entries are fetched without
+        it and filtered here (:mod:`prism.where`, Chroma's semantics); when too few pass, once
+        more as many as the share that passed says are needed (up to ``FILTER_PROBE_MAX`` × n);
+        only a filter more selective than that is left to Chroma, which compares the query with
+        every entry the filter lets through: fast for a few, slow for most of a catalog."""
         collection = self.collection(space)
-        total = collection.count()
-        if total == 0:
-            return []
         if where:
-            probe = min(total, n * FILTER_PROBE)
-            try:
-                kept = [m for m in self._nearest(collection, vector, probe, None) if matches(m.metadata, where)]
-            except Unsupported:
-                kept = None
-            if kept is not None and (len(kept) >= n or probe == total):
-                return self._committed(kept[:n])
-        return self._committed(self._nearest(collection, vector, min(n, total), where))
+            probe = n * FILTER_PROBE
+            while True:
+                try:
+                    found = self._nearest(collection, vector, probe, None)
+                    kept = [m for m in found if matches(m.metadata, where)]
+                except Unsupported:
+                    break
+                if len(kept) >= n or len(found) < probe:  # enough, or the whole space was seen
+                    return self._committed(kept[:n])
+                needed = probe * n * 1.3 / len(kept) if kept else float("inf")
+                if probe >= n * FILTER_PROBE_MAX or needed > n * FILTER_PROBE_MAX:
+                    break
+                probe = int(needed) + 1
+        return self._committed(self._nearest(collection, vector, n, where))
 
     def _nearest(self, collection, vector: np.ndarray, n: int, where: dict | None) -> list[Match]:
         # deferred: chromadb is loaded by the collection above; importing it at module level would not be
@@ -209,8 +216,11 @@ class Store:
     def _committed(self, matches: list[Match]) -> list[Match]:
         # Vectors are written before the item record (the commit marker): an ingest killed in
         # between leaves vectors of an item that does not exist, which nobody may be shown.
-        committed = self.item_hashes(list(dict.fromkeys(m.item_id for m in matches)))
-        return [m for m in matches if m.item_id in committed]
+        # Records are never deleted, so an item seen committed stays so: only new ids are asked.
+        unknown = [i for i in dict.fromkeys(m.item_id for m in matches) if i not in self._known_committed]
+        if unknown:
+            self._known_committed.update(self.item_hashes(unknown))
+        return [m for m in matches if m.item_id in self._known_committed]
 
     def get_vectors(self, space: str, entry_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors by entry id (``"{item_id}|{field}"``); absent ids are left out."""
