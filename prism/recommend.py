@@ -15,8 +15,10 @@ excluded; every other item is ranked by Prism's ranker (:mod:`prism.fusion.hybri
   trained before the collaborative half existed ranks by the content score alone.
 
 Query steering. A query (text, image and/or voice, any mix) runs through
-:func:`prism.search.search` over the whole catalog; each of its channels (text, voice, image,
-image-caption) gives every item its best cosine similarity over the item's stored entries.
+:func:`prism.search.search` over the catalog's nearest ``settings.recommend_query_reach`` items
+(every item of a catalog smaller than that); each of its channels (text, voice, image,
+image-caption) gives every item it reached its best cosine similarity over the item's stored
+entries.
 Then, over the candidate items:
 
 * ``u`` = the ranker's score (hybrid, above) min-max normalised to [0, 1];
@@ -176,7 +178,9 @@ def recommend(store: Store, settings: Settings, user_id: str, text: str | None =
     query_scores: np.ndarray | None = None
     evidence: dict[str, list[Evidence]] = {}
     if (text and text.strip()) or image is not None or audio is not None:
-        found = search(store, settings, text=text, image=image, audio=audio, k=len(catalog))
+        # On a large catalog the query reaches its nearest items only; the rest get each channel's minimum.
+        found = search(store, settings, text=text, image=image, audio=audio,
+                       k=min(len(catalog), settings.recommend_query_reach))
         result.query_text, result.query_transcript, result.query_caption = (
             found.query_text, found.query_transcript, found.query_caption)
         weight = settings.recommend_query_weight

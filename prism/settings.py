@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     recommend_query_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="w in `prism recommend`'s query steering: (1 - w) * user score + w * "
         "query similarity, both min-max normalised over the candidates (prism/recommend.py).")
+    recommend_query_reach: int = Field(
+        2000, ge=10, description="How many items a query steering `prism recommend` reaches per channel (its "
+        "nearest); the rest count as the least similar. Above the catalog's size it reaches every item.")
 
     # The chat LLM behind the agent: the embedded GGUF model served in-process by xllamacpp, or
     # any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, a llama.cpp server).
