@@ -18,6 +18,7 @@ from prism.api.app import create_app
 from prism.api.context import safe_name
 from prism.errors import PrismError
 from prism.service import PrismService
+from prism.titles import display_title
 from prism.tools.speech_synthesis import speak
 
 
@@ -69,13 +70,16 @@ def test_chat_streams_tool_events_tokens_and_a_grounded_answer(api):
     assert answer["answer"]["picks"][0]["item_id"] == "quiet-orbit" and answer["titles"]["quiet-orbit"] == "Quiet Orbit"
     cited = next(iter(answer["evidence"].values()))
     assert cited["item_id"] == "quiet-orbit" and cited["text"]
+    # The fast answer (the default): the picks stream as cards before the model's message.
+    assert kinds.index("card") < kinds.index("token")
+    assert [p["item_id"] for n, p in events if n == "card"] == [p["item_id"] for p in answer["answer"]["picks"]]
     streamed = "".join(p["text"] for n, p in events if n == "token")
-    assert streamed == "For 'a calm film about space', try this."
+    assert streamed == "For 'a calm film about space', try Quiet Orbit."
     session = httpx.get(f"{url}/v1/sessions/api-1").json()
     assert session["turns"][0]["request"] == "a calm film about space"
-    # The user's words are searched before the first LLM step (prefetched), then the model answers.
+    # The user's words are searched before the one LLM step (prefetched), which writes the message.
     steps = session["turns"][0]["trace"]["steps"]
-    assert [(s["name"], s["prefetched"]) for s in steps] == [("search_catalog", True), ("step", False)]
+    assert [(s["name"], s["prefetched"]) for s in steps] == [("search_catalog", True), ("message", False)]
 
 
 def test_chat_with_an_uploaded_image_and_voice(api, demo_catalog, tmp_path):
@@ -336,7 +340,9 @@ def test_one_session_is_serialised_and_different_sessions_run_concurrently(api):
     (a1, a2), (b1, b2) = window("cats please"), window("space please")
     assert a1 < b2 and b1 < a2  # two sessions did overlap
     for text in ("cats please", "space please"):  # and each got its own answer
-        assert results[text][-1][1]["answer"]["message"] == f"For '{text}', try this."
+        answer = results[text][-1][1]
+        first = display_title(answer["titles"][answer["answer"]["picks"][0]["item_id"]])
+        assert answer["answer"]["message"] == f"For '{text}', try {first}."
     turns = httpx.get(f"{url}/v1/sessions/api-same").json()["turns"]
     assert sorted(t["request"] for t in turns) == ["same one", "same two"]
 
