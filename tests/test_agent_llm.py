@@ -24,9 +24,11 @@ def demo_service(tmp_path_factory, demo_catalog, model_cache) -> PrismService:
 
 
 def test_a_real_embedded_llm_turn_calls_a_tool_and_answers_with_grounded_picks(demo_service, tmp_path):
-    llm = chat_model(demo_service.settings)
+    # The model's own steps and picks (the fast answer, on by default, has code pick).
+    service = PrismService(demo_service.settings.model_copy(update={"agent_fast_answer": False}))
+    llm = chat_model(service.settings)
     assert llm.name == "embedded qwen2.5-coder-1.5b-q4km" and not llm.native_tools
-    agent = Agent(demo_service, llm, SessionStore(tmp_path / "sessions.sqlite3"))
+    agent = Agent(service, llm, SessionStore(tmp_path / "sessions.sqlite3"))
     tokens = []
     result = agent.run_turn("ci", "a calm film about space",
                             on_event=lambda e: tokens.append(e["text"]) if e["type"] == "token" else None)
@@ -70,7 +72,8 @@ def test_an_openai_compatible_endpoint_chosen_by_settings(demo_service, tmp_path
 
     endpoint = embedded_server(demo_service.settings).base_url
     settings = demo_service.settings.model_copy(update={"llm_backend": "openai", "llm_base_url": endpoint,
-                                                        "llm_model": "qwen", "llm_tool_mode": "native"})
+                                                        "llm_model": "qwen", "llm_tool_mode": "native",
+                                                        "agent_fast_answer": False})  # the model's tool calls
     llm = chat_model(settings)
     assert llm.native_tools and llm.name == f"qwen @ {endpoint}"
     result = Agent(PrismService(settings), llm, SessionStore(tmp_path / "s.sqlite3")).run_turn(
