@@ -278,7 +278,7 @@ class Agent:
         answer = self._fill(answer, ctx, request, trace)
         answer = self._faithful(answer, ctx, trace.topic or request, trace)  # a voice turn: the words heard
         if trace.fast_answer:
-            message = self._fast_message(trace.topic or request, answer, ctx, trace)
+            message = self._fast_message(request or trace.topic, answer, ctx, trace)  # a voice turn: the words heard
             trace.message_replaced = not message
             answer = answer.model_copy(update={"message": message or plain_message(answer, request,
                                                                                     ctx.ledger.candidates)})

@@ -48,7 +48,7 @@ def test_the_ray_ingest_stores_what_the_plain_ingest_stores(demo_catalog, moviel
         # The command line with a local Ray (--ray without an address), then the service.
         result = CliRunner().invoke(app, ["ingest", str(demo_catalog), "--ray", "--json"])
         assert result.exit_code == 0, result.output
-        assert json.loads(result.output)["ingested"] == 10
+        assert json.loads(result.stdout)["ingested"] == 10  # Ray logs to stderr
         settings = Settings()
         ray_service = PrismService(settings)
         summary = ray_service.ingest_on_ray(movielens_dir, limit=MOVIELENS_ITEMS, actors=2)
