@@ -153,6 +153,9 @@ class Settings(BaseSettings):
         "auto", description="Bearer-token auth: auto = on when bound beyond loopback; on needs api_token.")
     api_token: SecretStr | None = Field(None, description="The bearer token clients must send.")
     api_max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest accepted upload.")
+    api_turn_workers: int = Field(32, ge=1, description="Chat turns the server runs at once (threads); the rest "
+                                  "wait for one before any event. A turn mostly waits for the LLM, so many run "
+                                  "their tools at once and stream their cards while the LLM serves the messages.")
     api_shutdown_seconds: float = Field(5.0, ge=0, description="How long a stopping server waits for requests in "
                                         "flight before it cancels them; an item upload being ingested then stops "
                                         "at its next step and stores nothing.")

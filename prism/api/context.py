@@ -16,6 +16,7 @@ import re
 import secrets
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fastapi import HTTPException, Request
@@ -54,6 +55,8 @@ class ApiContext:
         self._agent_lock = threading.Lock()
         self._session_locks: dict[str, threading.Lock] = {}
         self.turns = InFlight()  # chat turns accepted and not finished (waiting or running)
+        # Not the event loop's default pool (cpu + 4 threads): a turn waits for the LLM most of its time.
+        self.turn_pool = ThreadPoolExecutor(max_workers=self.settings.api_turn_workers, thread_name_prefix="prism-turn")
         self._locks_lock = threading.Lock()
 
     @property
@@ -132,7 +135,7 @@ async def turn_events(prism: ApiContext, session_id: str, **kwargs) -> AsyncIter
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, done)
 
-    loop.run_in_executor(None, work)
+    loop.run_in_executor(prism.turn_pool, work)
     while (event := await queue.get()) is not done:
         payload = event["result"] if event["type"] == "answer" else {k: v for k, v in event.items() if k != "type"}
         yield {"event": event["type"], "data": json.dumps(payload, ensure_ascii=False)}
