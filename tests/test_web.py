@@ -56,7 +56,10 @@ def test_send_a_message_upload_an_image_and_get_cards(browser, api_home, demo_ca
         page.wait_for_function("document.querySelectorAll('.card img[src^=\"blob:\"]').length >= 2", timeout=30_000)
         steps = page.locator("#steps").inner_text()
         assert steps.rindex("search_by_image") < steps.rindex("search_catalog")
-        # The fast answer (the default): code picked the films, the model's message names the first.
+        # The fast answer (the default): code picked the films, the model's message names the first;
+        # the cards come first, so the message is waited for.
+        page.wait_for_function("document.querySelectorAll('.msg.prism')[1]?.innerText.trim().length > 0",
+                               timeout=30_000)
         assert page.locator(".msg.prism").nth(1).inner_text() == ("For 'something like this picture, with a cat', "
                                                                   "try Whiskers.")
         SCREENSHOTS.mkdir(exist_ok=True)
