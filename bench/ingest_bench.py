@@ -7,20 +7,26 @@
 * Chroma add and query rates against a brute-force numpy baseline on the same vectors, in
   the same run, with Chroma's recall@10 versus the exact answer.
 
-Usage: python bench/ingest_bench.py [--items N] [--vectors N] [--queries N]
+With ``--baseline-tree DIR`` (a git worktree of an older commit) the same measurements run
+first against that checkout's code, and the report sets both side by side.
+
+Usage: python bench/ingest_bench.py [--items N] [--vectors N] [--queries N] [--parts ingest,audio,vectors]
+       [--audio-seconds S] [--baseline-tree DIR] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from baseline_tree import commit_of, run_in_tree
+from bench_output import emit, machine
 
+import prism
 from prism.catalog import read_catalog
 from prism.demo import DEMO_CATALOG
 from prism.ingest import Ingestor
@@ -57,11 +63,16 @@ def ingest_rate(home: Path, cache: Path, limit: int, with_posters: bool) -> dict
             "items_per_s": round(done / summary.seconds, 2), "failed": len(summary.failed)}
 
 
-def audio_rtf(home: Path, cache: Path) -> dict:
+LONG_TALK = ("Find me a mystery about a detective at the harbour, something dark and rainy, with an old "
+             "lighthouse and a long conversation between two tired friends who have not met in years. ")
+
+
+def audio_rtf(home: Path, cache: Path, long_seconds: float) -> dict:
+    """Processing seconds / audio seconds for a short request and a long talk of about
+    ``long_seconds`` (espeak-ng speaks about 2.5 words a second)."""
     settings = Settings(home=home, model_cache_dir=cache)
-    texts = ["A calm science fiction film about space travel.",
-             "Find me a mystery about a detective at the harbour, something dark and rainy, with an old "
-             "lighthouse and a long conversation between two tired friends who have not met in years."]
+    repeats = max(1, round(long_seconds * 2.5 / len(LONG_TALK.split())))
+    texts = ["A calm science fiction film about space travel.", LONG_TALK * repeats]
     clips = [speak(t, home / f"clip{i}.wav") for i, t in enumerate(texts)]
     transcribe_audio(TranscribeAudioInput(path=clips[0]), settings)  # model load
     runs = []
@@ -70,9 +81,9 @@ def audio_rtf(home: Path, cache: Path) -> dict:
         out = transcribe_audio(TranscribeAudioInput(path=clip), settings)
         seconds = time.perf_counter() - start
         runs.append({"audio_s": round(out.duration, 2), "seconds": round(seconds, 2),
-                     "rtf": round(seconds / out.duration, 3)})
-    return {"speech": "synthesised with espeak-ng", "backend": "faster-whisper base int8", "clips": runs,
-            "rtf_mean": round(float(np.mean([r["rtf"] for r in runs])), 3)}
+                     "rtf": round(seconds / out.duration, 3), "times_real_time": round(out.duration / seconds, 2)})
+    return {"speech": "synthesised with espeak-ng", "backend": f"{settings.whisper_backend} base "
+            f"{settings.whisper_compute_type}", "clips": runs}
 
 
 def vector_rates(home: Path, n_vectors: int, n_queries: int, dim: int = 384, k: int = 10) -> dict:
@@ -113,23 +124,45 @@ def vector_rates(home: Path, n_vectors: int, n_queries: int, dim: int = 384, k: 
     }
 
 
+def measure(args: argparse.Namespace) -> dict:
+    parts = set(args.parts.split(","))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cache = args.model_cache or tmp / "models"
+        # the commit of the code that ran, read from where prism was imported
+        report = {"machine": machine(), "prism_commit": commit_of(Path(prism.__file__).resolve().parents[1])}
+        if "ingest" in parts:
+            report["text_only"] = ingest_rate(tmp / "a", cache, args.items, with_posters=False)
+            report["text_and_poster"] = ingest_rate(tmp / "b", cache, args.items, with_posters=True)
+        if "audio" in parts:
+            report["audio"] = audio_rtf(tmp / "c", cache, args.audio_seconds)
+        if "vectors" in parts:
+            report["vector_store"] = vector_rates(tmp / "d", args.vectors, args.queries)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=60)
     parser.add_argument("--vectors", type=int, default=20_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--parts", default="ingest,audio,vectors")
+    parser.add_argument("--audio-seconds", type=float, default=60.0, help="length of the long speech clip")
+    parser.add_argument("--model-cache", type=Path, help="a model cache to reuse (default: a fresh one)")
+    parser.add_argument("--baseline-tree", type=Path, help="an older checkout to measure first, in the same run")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        cache = tmp / "models"
-        report = {
-            "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-            "text_only": ingest_rate(tmp / "a", cache, args.items, with_posters=False),
-            "text_and_poster": ingest_rate(tmp / "b", cache, args.items, with_posters=True),
-            "audio": audio_rtf(tmp / "c", cache),
-            "vector_store": vector_rates(tmp / "d", args.vectors, args.queries),
-        }
-    print(json.dumps(report, indent=2))
+    report = {}
+    if args.baseline_tree:
+        child = [a for a in sys.argv[1:] if a != "--baseline-tree" and a != str(args.baseline_tree)
+                 and not a.startswith("--baseline-tree=")]
+        child = [a for i, a in enumerate(child) if a != "--out" and (i == 0 or child[i - 1] != "--out")]
+        report["baseline"] = {"commit": commit_of(args.baseline_tree),
+                              "report": run_in_tree(args.baseline_tree, Path(__file__), child)}
+        report["new"] = {"commit": commit_of(Path(__file__).resolve().parents[1]), "report": measure(args)}
+    else:
+        report = measure(args)
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

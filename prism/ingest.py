@@ -23,18 +23,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
 
 from prism import spaces
 from prism.catalog import CatalogItem, CatalogRow
-from prism.errors import Cancelled, PrismError
+from prism.errors import Cancelled, InputError, PrismError
 from prism.fusion.checkpoints import load_current
 from prism.settings import Settings
 from prism.store import Store, VectorEntry
-from prism.tools.caption_image import get_backend as caption_backend
-from prism.tools.caption_image import load_image
+from prism.tools.caption_image import caption_images, load_image
 from prism.tools.transcribe_audio import TranscribeAudioInput, transcribe_audio
 from prism.untrusted import instruction_spans, without_instructions
 
@@ -133,13 +133,43 @@ class Ingestor:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("the ingest was cancelled (the server is stopping); nothing of it was stored")
 
-    def prepare(self, item: CatalogItem, content_hash: str, is_update: bool) -> Prepared:
-        """Caption and transcribe an item's media; PrismError names the failing file."""
+    def prepare_batch(self, work: list[tuple[CatalogItem, str, bool]]) -> list[Prepared | Exception]:
+        """Caption and transcribe the media of ``work``'s items (item, content hash, is update),
+        in order: every image of the batch is captioned in one call, so the captioner batches
+        its model work. An item whose file fails gets the error (naming the file) in its place
+        and never stops the others."""
+        images: list[tuple[int, int, Path, object]] = []  # item position, image index, path, image or error
+        for position, (item, _, _) in enumerate(work):
+            for index, path in enumerate(item.images):
+                self._go_on()
+                try:
+                    images.append((position, index, path, load_image(path, self.settings.max_image_bytes)))
+                except PrismError as exc:
+                    images.append((position, index, path, exc))
+        loaded = [entry for entry in images if not isinstance(entry[3], Exception)]
+        self._go_on()
+        captions = caption_images([image for *_, image in loaded], self.settings) if loaded else []
+        results: dict[tuple[int, int], object] = {(p, i): e for p, i, _, e in images if isinstance(e, Exception)}
+        results.update({(p, i): caption for (p, i, _, _), caption in zip(loaded, captions)})
+        prepared: list[Prepared | Exception] = []
+        for position, (item, digest, is_update) in enumerate(work):
+            try:
+                prepared.append(self._prepared(item, digest, is_update,
+                                               [results[(position, i)] for i in range(len(item.images))]))
+            except Cancelled:
+                raise
+            except Exception as exc:  # one bad item must never stop the batch
+                prepared.append(exc)
+        return prepared
+
+    def _prepared(self, item: CatalogItem, content_hash: str, is_update: bool, captions: list) -> Prepared:
+        """An item with its captions (or their errors, in image order) and its transcripts."""
         prepared = Prepared(item=item, content_hash=content_hash, is_update=is_update)
-        for index, path in enumerate(item.images):
-            self._go_on()
-            image = load_image(path, self.settings.max_image_bytes)
-            caption = caption_backend(self.settings).caption(image)
+        for index, (path, caption) in enumerate(zip(item.images, captions)):
+            if isinstance(caption, InputError):
+                raise caption
+            if isinstance(caption, Exception):
+                raise PrismError(f"image file {path}: {caption}") from caption
             name = f"caption:{index}"
             prepared.derived.append({"kind": "caption", "field": name, "source": path.name, "path": str(path),
                                      "text": caption.text,
@@ -229,18 +259,20 @@ class Ingestor:
         for batch in _batches(rows, self.settings.ingest_batch_size):
             items = [(row.item, row.source) for row in admit(batch, seen_ids, summary)]
             stored = self.store.item_hashes([item.item_id for item, _ in items])
-            prepared: list[Prepared] = []
+            work, sources = [], []
             for item, source in items:
                 digest = item.content_hash(self.fingerprint)
                 if stored.get(item.item_id) == digest:
                     summary.skipped += 1
                     continue
-                try:
-                    prepared.append(self.prepare(item, digest, is_update=item.item_id in stored))
-                except Cancelled:
-                    raise
-                except Exception as exc:  # one bad item must never stop the batch
-                    reason = str(exc) if isinstance(exc, PrismError) else f"{type(exc).__name__}: {exc}"
+                work.append((item, digest, item.item_id in stored))
+                sources.append(source)
+            prepared: list[Prepared] = []
+            for (item, _, _), source, result in zip(work, sources, self.prepare_batch(work)):
+                if isinstance(result, Prepared):
+                    prepared.append(result)
+                else:
+                    reason = str(result) if isinstance(result, PrismError) else f"{type(result).__name__}: {result}"
                     summary.failed.append(Failure(source=source, item_id=item.item_id, reason=reason))
             if prepared:
                 summary.fused += self.write(prepared)

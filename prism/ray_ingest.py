@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -48,8 +47,8 @@ class IngestWorker:
         # deferred: torch is loaded here so each actor uses only the CPUs Ray gave it
         import torch
 
-        torch.set_num_threads(threads)
-        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)  # torch is process-wide: the actor's process is its own
+        settings = settings.model_copy(update={"model_threads": threads})  # onnxruntime (OCR) per session
         self.ingestor = Ingestor(settings, Store(settings))
 
     def __call__(self, batch: dict) -> dict:

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     vision_model: str = "gpt-4o-mini"
     vision_api_key: SecretStr | None = None
     ocr_enabled: bool = True
+    ocr_detect_side: int = Field(
+        480, ge=32, description="RapidOCR's text detection sees each image with its shorter side at this many "
+        "pixels (its default, 736, upscales a 185x278 poster fourfold); chosen by bench/ocr_settings.py.")
+    ocr_angle_classifier: bool = Field(
+        False, description="Run RapidOCR's 180-degree line classifier (it found no more title words on "
+        "MovieLens posters: bench/ocr_settings.py).")
     caption_top_labels: int = Field(3, ge=1)
 
     # Ingestion limits and batching.
@@ -82,6 +88,9 @@ class Settings(BaseSettings):
     max_line_bytes: int = 1024 * 1024
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    model_threads: int | None = Field(
+        None, ge=1, description="CPU threads of each onnxruntime session (the OCR); default: all cores. A Ray "
+        "ingest actor sets it, and torch's process-wide count, to the CPUs Ray gave it.")
 
     # The fusion model in service (prism train / prism recommend).
     fusion_epochs: int = Field(30, ge=1, description="Default epoch budget of `prism train` "

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from prism.errors import InputError
-from prism.tools.caption_image import CaptionImageInput, caption_image
+from prism.tools.caption_image import CaptionImageInput, caption_image, caption_images, get_backend, load_image
+from prism.tools.captioning.base import CaptionError
 from prism.tools.embed_text import EmbedTextInput, embed_text
 from prism.tools.speech_synthesis import speak
 from prism.tools.transcribe_audio import SAMPLE_RATE, TranscribeAudioInput, split_at_silence, transcribe_audio
@@ -83,6 +84,35 @@ def test_offline_caption_reads_poster_title(settings, demo_catalog):
     assert caption.feature is not None and len(caption.feature) == 1280
     assert caption.colours
     assert caption.provenance.backend == "offline" and caption.provenance.weights_sha256
+
+
+def test_offline_captioner_batch_equals_one_by_one(settings, demo_catalog):
+    """Ingest captions a whole batch in one network pass; that must not change any caption."""
+    paths = [demo_catalog / "images" / name for name in ("quiet-orbit.jpg", "whiskers.jpg", "morning-roast.jpg")]
+    paths.append(demo_catalog / "query-cat.jpg")
+    images = [load_image(path) for path in paths]
+    captioner = get_backend(settings)
+    batch = captioner.caption_many(images)
+    for image, together in zip(images, batch):
+        alone = captioner.caption(image)
+        assert together.text == alone.text and together.ocr == alone.ocr
+        assert np.allclose(together.feature, alone.feature, atol=1e-4)
+
+
+def test_one_failing_image_fails_alone_in_a_batch(settings, demo_catalog, monkeypatch):
+    captioner = get_backend(settings)
+    images = [load_image(demo_catalog / "images" / name) for name in ("quiet-orbit.jpg", "whiskers.jpg")]
+    read_text = captioner.read_text
+
+    def fail_on_whiskers(image):
+        if image.size == images[1].size and np.array_equal(np.asarray(image), np.asarray(images[1])):
+            raise RuntimeError("the OCR engine broke")
+        return read_text(image)
+
+    monkeypatch.setattr(captioner, "read_text", fail_on_whiskers)
+    first, second = caption_images(images, settings)
+    assert "QUIET ORBIT" in first.text.upper()
+    assert isinstance(second, CaptionError) and "the OCR engine broke" in str(second)
 
 
 def test_offline_caption_labels_a_real_photo(settings, demo_catalog):

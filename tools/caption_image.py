@@ -14,10 +14,10 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
-from prism.errors import InputError, ModelMissingError
+from prism.errors import InputError, ModelMissingError, PrismError
 from prism.model_registry import once
 from prism.settings import Settings, get_settings
-from prism.tools.captioning.base import Caption, CaptionBackend
+from prism.tools.captioning.base import Caption, CaptionBackend, CaptionError
 from prism.tools.captioning.blip import BlipCaptioner
 from prism.tools.captioning.offline import OfflineCaptioner
 from prism.tools.captioning.openai_vision import OpenAIVisionCaptioner
@@ -59,7 +59,8 @@ def load_image(path: Path, max_bytes: int | None = None) -> Image.Image:
 def get_backend(settings: Settings) -> CaptionBackend:
     """The process-wide captioner chosen by ``settings.caption_backend``."""
     key = settings.model_key("caption_backend", "blip_model_dir", "device", "vision_base_url", "vision_model",
-                             "vision_api_key", "ocr_enabled", "caption_top_labels")
+                             "vision_api_key", "ocr_enabled", "caption_top_labels", "ocr_detect_side",
+                             "ocr_angle_classifier", "model_threads")
     return once(("captioner", *key), lambda: _build_backend(settings))
 
 
@@ -74,6 +75,24 @@ def _build_backend(settings: Settings) -> CaptionBackend:
         key = settings.vision_api_key.get_secret_value() if settings.vision_api_key else None
         return OpenAIVisionCaptioner(base_url=settings.vision_base_url, model=settings.vision_model, api_key=key)
     return OfflineCaptioner(settings)
+
+
+def caption_images(images: list[Image.Image], settings: Settings) -> list[Caption | PrismError]:
+    """Captions for ``images``, in order, by the configured backend: in one batch where the
+    backend batches (``caption_many``), else one by one. A failing image gets its error in its
+    place and never stops the others."""
+    backend = get_backend(settings)
+    if hasattr(backend, "caption_many"):
+        return backend.caption_many(images)
+    results: list[Caption | PrismError] = []
+    for image in images:
+        try:
+            results.append(backend.caption(image))
+        except PrismError as exc:
+            results.append(exc)
+        except Exception as exc:  # one image's failure must never stop the others
+            results.append(CaptionError(f"{backend.name} captioner failed on the image: {type(exc).__name__}: {exc}"))
+    return results
 
 
 def caption_image(request: CaptionImageInput, settings: Settings | None = None) -> Caption:

