@@ -3,10 +3,15 @@ then `prism search` and `prism recommend` on it. Prints one JSON object.
 
 The store is grown from a real one (``--source``, a PRISM_HOME: its items, every vector space
 and its current fusion checkpoint): its items are copied as they are, and the rest up to
-``--items`` are **synthetic**: each is a random real item whose vectors in every space (text,
-multilingual, image, fused) are perturbed by Gaussian noise (``--noise`` × the vector's norm /
-√d) and keep the real item's metadata (year, genres), so filters pass the same share of
-items as on the real catalog. The synthetic items have no ratings: the ranker scores them by
+``--items`` are **synthetic**: each takes a random real item's metadata (year, genres), so
+filters pass the same share of items as on the real catalog, and in every space (text,
+multilingual, image, fused) a vector made from real ones. ``--synthesis mixtures`` (default):
+the real item's vector mixed with another random real item's vector of the same field (a
+share of 0.5-1 for the first, on unit vectors), plus Gaussian noise (``--noise`` × the
+vector's norm / √d). ``--synthesis copies``: the real item's vector plus that noise only,
+which makes islands of ~60 near-duplicates around each real item; HNSW (16 neighbours a node)
+cannot link such islands, and its recall@20 on them was 0.32-0.68, a property of the data
+rather than of the store (docs/scale.md). The synthetic items have no ratings: the ranker scores them by
 their content, as it does a new item.
 
 Measured, in the same run, per space, on the same vectors and the same queries (a stored
@@ -20,15 +25,22 @@ entry's vector plus the same noise):
 * ``PrismService.search`` (a text query) and ``PrismService.recommend`` (users of the
   checkpoint's ratings) latency p50/p95.
 
-Usage: python bench/store_bench.py --source PRISM_HOME [--items 100000] [--queries 200] [--out FILE]
+With ``--search-ef 100,400`` the queries run at each HNSW ef_search on the same store (the
+``store_search_ef`` setting); ``--spaces text-,fused-`` keeps only those spaces.
+
+Usage: python bench/store_bench.py --source PRISM_HOME [--items 100000] [--queries 200] [--users 20]
+       [--synthesis mixtures|copies] [--search-ef 100,400] [--spaces PREFIXES] [--no-server] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,11 +83,11 @@ def read_all(collection, batch: int, include: list[str]) -> dict[str, list]:
             out[key] += list(got[key])
 
 
-def read_source(store: Store) -> tuple[dict, dict[str, Space]]:
+def read_source(store: Store, only: set[str] | None = None) -> tuple[dict, dict[str, Space]]:
     items = read_all(store.collection(ITEMS), store.max_batch, ["metadatas", "documents"])
     spaces = {}
     for name in store.spaces():
-        if name == ITEMS:
+        if name == ITEMS or (only and not any(name.startswith(prefix) for prefix in only)):
             continue
         got = read_all(store.collection(name), store.max_batch, ["embeddings", "metadatas", "documents"])
         spaces[name] = Space(got["ids"], [m["item_id"] for m in got["metadatas"]],
@@ -83,11 +95,14 @@ def read_source(store: Store) -> tuple[dict, dict[str, Space]]:
     return items, spaces
 
 
-def grow(items: dict, spaces: dict[str, Space], n_items: int, noise: float, seed: int) -> tuple[dict, dict[str, Space]]:
+def grow(items: dict, spaces: dict[str, Space], n_items: int, noise: float, seed: int,
+         synthesis: str = "mixtures") -> tuple[dict, dict[str, Space]]:
     """The real items plus synthetic ones up to ``n_items`` (module docstring)."""
     rng = np.random.default_rng(seed)
     real = items["ids"]
     bases = rng.integers(0, len(real), max(0, n_items - len(real)))
+    partners = rng.integers(0, len(real), len(bases))
+    shares = rng.uniform(0.5, 1.0, len(bases))
     new_ids = [f"synthetic-{j}" for j in range(len(bases))]
     grown_items = {"ids": real + new_ids, "documents": items["documents"] + [items["documents"][b] for b in bases],
                    "metadatas": items["metadatas"] + [
@@ -98,13 +113,22 @@ def grow(items: dict, spaces: dict[str, Space], n_items: int, noise: float, seed
         rows_of: dict[str, list[int]] = {}
         for row, item_id in enumerate(space.item_ids):
             rows_of.setdefault(item_id, []).append(row)
-        rows, owners = [], []
+        row_of = {space.ids[row]: row for row in range(len(space.ids))}
+        rows, owners, mates = [], [], []
         for j, b in enumerate(bases):
             for row in rows_of.get(real[b], []):
                 rows.append(row)
                 owners.append(j)
+                # the partner's entry of the same field, else the base's own
+                mates.append(row_of.get(f"{real[partners[j]]}|{space.ids[row].split('|', 1)[1]}", row))
         base = space.vectors[rows]
-        scale = noise * np.linalg.norm(base, axis=1, keepdims=True) / np.sqrt(base.shape[1])
+        norms = np.linalg.norm(base, axis=1, keepdims=True)
+        if synthesis == "mixtures":
+            mate = space.vectors[mates]
+            share = shares[owners][:, None]
+            mixed = share * base / norms + (1 - share) * mate / np.linalg.norm(mate, axis=1, keepdims=True)
+            base = norms * mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+        scale = noise * norms / np.sqrt(base.shape[1])
         synthetic = (base + scale * rng.standard_normal(base.shape)).astype(np.float32)
         grown[name] = Space(
             space.ids + [f"{new_ids[j]}|{space.ids[r].split('|', 1)[1]}" for r, j in zip(rows, owners)],
@@ -205,12 +229,19 @@ def service_latency(settings: Settings, n_users: int, seed: int) -> dict:
     return out
 
 
-def measure(settings: Settings, items: dict, spaces: dict[str, Space], args) -> dict:
+def measure(settings: Settings, items: dict, spaces: dict[str, Space], args, report: dict,
+            save: Callable[[], None]) -> None:
+    """Fill, then service latency, then per-space queries into ``report``; ``save`` after each."""
     store = Store(settings)
-    report = {"fill": fill(store, items, spaces)}
-    report["query"] = queries(store, spaces, args.queries, args.noise, args.seed)
+    report["fill"] = fill(store, items, spaces)
+    save()
     report["service"] = service_latency(settings, args.users, args.seed)
-    return report
+    save()
+    report["query"] = {}
+    for ef in args.search_ef:  # the same store and queries at each HNSW candidate-list size
+        report["query"][f"ef_search={ef}"] = queries(Store(settings.model_copy(update={"store_search_ef": ef})),
+                                                     spaces, args.queries, args.noise, args.seed)
+        save()
 
 
 def main() -> None:
@@ -222,26 +253,43 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-server", action="store_true", help="measure the embedded store only")
+    parser.add_argument("--synthesis", choices=["mixtures", "copies"], default="mixtures",
+                        help="synthetic vectors: a mix of two real items plus noise, or a real item plus noise")
+    parser.add_argument("--spaces", help="comma-separated prefixes of the spaces to copy and measure (default: all)")
+    parser.add_argument("--search-ef", type=lambda v: [int(x) for x in v.split(",")], default=[100],
+                        help="comma-separated HNSW ef_search values to query with, in the same run")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     source = Settings(home=args.source)
     started = time.perf_counter()
-    items, spaces = grow(*read_source(Store(source)), args.items, args.noise, args.seed)
+    only = set(args.spaces.split(",")) if args.spaces else None
+    items, spaces = grow(*read_source(Store(source), only), args.items, args.noise, args.seed, args.synthesis)
     report = {"machine": machine(), "source": str(args.source), "items": len(items["ids"]),
               "real_items": sum(not i.startswith("synthetic-") for i in items["ids"]),
-              "vectors": "synthetic beyond the real items: a real item's vectors plus Gaussian noise "
-                         f"({args.noise} × norm / √d), its metadata kept", "k": K, "filters": FILTERS,
+              "vectors": "synthetic beyond the real items: " + (
+                  "a mix of a real item's vectors (share 0.5-1) and another real item's (same field)"
+                  if args.synthesis == "mixtures" else "a real item's vectors") +
+                  f" plus Gaussian noise ({args.noise} × norm / √d), the first item's metadata kept", "k": K, "filters": FILTERS,
               "spaces": {name: {"entries": len(s.ids), "dim": int(s.vectors.shape[1])} for name, s in spaces.items()}}
     with tempfile.TemporaryDirectory(dir=args.out.parent if args.out else None) as tmp:
         home = Path(tmp) / "home"
         if fusion_dir(source).is_dir():  # the checkpoint in service, for recommend
             shutil.copytree(fusion_dir(source), fusion_dir(source.model_copy(update={"home": home})))
         settings = source.model_copy(update={"home": home, "model_cache_dir": source.model_cache})
-        report["embedded"] = measure(settings, items, spaces, args)
+        def save() -> None:  # a long run keeps what it measured so far
+            report["wall_seconds"] = round(time.perf_counter() - started, 1)
+            if args.out:
+                args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+            print(f"store_bench: {report['wall_seconds']} s", file=sys.stderr, flush=True)
+
+        report["embedded"] = {}
+        measure(settings, items, spaces, args, report["embedded"], save)
         if not args.no_server:
+            report["server"] = {}
             with chroma_server(Path(tmp) / "server") as server:
-                report["server"] = measure(settings.model_copy(update={
-                    "chroma_host": server.host, "chroma_port": server.port}), items, spaces, args)
+                measure(settings.model_copy(update={"chroma_host": server.host, "chroma_port": server.port}),
+                        items, spaces, args, report["server"], save)
+    report["complete"] = True
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     emit(report, args.out)
 

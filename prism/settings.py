@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     chroma_port: int = 8000
     chroma_ssl: bool = False
     collection_prefix: str = "prism"
+    store_search_ef: int = Field(
+        100, ge=10, description="HNSW candidate-list size of a vector query (Chroma's ef_search): larger finds "
+        "more of the true nearest neighbours, more slowly (bench/store_bench.py --search-ef). Applied to "
+        "existing collections too.")
 
     # Text embeddings.
     text_model: Literal["minilm"] = "minilm"

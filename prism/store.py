@@ -33,7 +33,7 @@ ITEMS = "items"
 # A filtered query first fetches this many times the wanted entries unfiltered, and at most
 # FILTER_PROBE_MAX times, before it lets Chroma filter (Store.query).
 FILTER_PROBE = 3
-FILTER_PROBE_MAX = 20
+FILTER_PROBE_MAX = 40
 
 
 @dataclass
@@ -96,11 +96,16 @@ class Store:
     def collection(self, name: str):
         """The collection ``{prefix}-{name}`` (cosine space), created on first use."""
         if name not in self._collections:
-            self._collections[name] = self.client.get_or_create_collection(
+            ef = self.settings.store_search_ef
+            collection = self.client.get_or_create_collection(
                 f"{self.settings.collection_prefix}-{name}",
-                configuration={"hnsw": {"space": "cosine"}},
+                configuration={"hnsw": {"space": "cosine", "ef_search": ef}},
                 embedding_function=None,
             )
+            hnsw = (collection.configuration_json or {}).get("hnsw") or {}
+            if hnsw.get("ef_search", ef) != ef:  # a collection made before, or with another setting
+                collection.modify(configuration={"hnsw": {"ef_search": ef}})
+            self._collections[name] = collection
         return self._collections[name]
 
     def spaces(self, starting_with: str = "") -> list[str]:

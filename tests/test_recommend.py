@@ -242,6 +242,29 @@ def test_an_item_ingested_after_training_gets_a_fused_vector_without_retraining(
     assert top.modalities == {"text": pytest.approx(1.0), "image": 0.0, "caption": 0.0, "meta": 0.0}
 
 
+def test_recommend_reads_the_fused_vectors_once_and_sees_those_written_later(trained, user, tmp_path, monkeypatch):
+    settings = trained["settings"]
+    service = PrismService(settings)  # a fresh Store: nothing cached yet
+    reads = []
+    get_vectors = service.store.get_vectors
+    monkeypatch.setattr(service.store, "get_vectors", lambda space, ids: reads.append(len(ids)) or get_vectors(space, ids))
+    first = service.recommend(user, k=5)
+    assert reads == [len(service.store.all_item_ids())]
+    assert service.recommend(user, k=5) == first and reads == [reads[0]]  # the second call reads nothing
+    catalog = tmp_path / "late.jsonl"
+    catalog.write_text(json.dumps({"item_id": "late-1", "title": "The Ferryman",
+                                   "description": "A ferryman rows strangers across a foggy river."}) + "\n")
+    assert service.ingest(catalog).fused == 1
+    only_query = service.recommend(user, text="a ferryman rowing across a foggy river", k=1)
+    assert reads == [reads[0]]  # the ingest's fused vector came from the write, not a read
+    pointer = checkpoints.current(settings)
+    stored = get_vectors(pointer.space, ["late-1|fused"])["late-1|fused"]
+    from prism.fusion.vectors import ensure_fused
+
+    np.testing.assert_allclose(ensure_fused(service.store, settings, checkpoints.load_current(settings), ["late-1"])[0], stored)
+    assert only_query.items
+
+
 def test_cli_retrain_switches_to_a_new_space_and_leaves_the_old_one(trained, user, monkeypatch):
     service, settings = trained["service"], trained["settings"]
     old = checkpoints.current(settings)

@@ -6,9 +6,18 @@ so vectors of different checkpoints never mix. Training fills the space for ever
 item; ingestion adds the items it writes (:func:`write_fused`); ``recommend`` backfills any
 item still missing (:func:`ensure_fused`). A missing modality is masked, so an item with no
 image (or nothing at all) still gets a vector.
+
+A :class:`Store` keeps the fused vectors it has read or written in memory, per space (a 100k
+catalog's vectors are 26 MB at 64-d): ``recommend`` scores the whole catalog on every call,
+and reading every vector back from Chroma each time took most of its 1.9 s at 100,000 items.
+Vectors written through the same ``Store`` replace their cached copies; one that another
+process rewrites (an item updated by a separate ``prism ingest``) is read again only by a new
+``Store`` (a restarted server).
 """
 
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 import torch
@@ -21,6 +30,12 @@ from prism.store import Store, VectorEntry
 
 FUSED_FIELD = "fused"
 ENCODE_BATCH = 1024
+_CACHE: weakref.WeakKeyDictionary[Store, dict[str, dict[str, np.ndarray]]] = weakref.WeakKeyDictionary()
+
+
+def _cached(store: Store, space: str) -> dict[str, np.ndarray]:
+    """The fused vectors of ``space`` this store has read or written, by item id."""
+    return _CACHE.setdefault(store, {}).setdefault(space, {})
 
 
 def stored_inputs(store: Store, settings: Settings, item_ids: list[str], dims: dict[str, int]) -> ItemInputs:
@@ -56,6 +71,7 @@ def write_fused(store: Store, settings: Settings, served: Served, item_ids: list
                     text=titles.get(item_id, item_id), vector=vectors_np[row],
                     metadata={"title": titles.get(item_id, item_id)})
         for row, item_id in enumerate(item_ids)])
+    _cached(store, served.space).update(zip(item_ids, vectors_np))
     return len(item_ids)
 
 
@@ -63,9 +79,12 @@ def ensure_fused(store: Store, settings: Settings, served: Served, item_ids: lis
     """The fused vectors of ``item_ids`` (in that order) from the served space; items without
     one (ingested while no checkpoint was current, or during training) get it now."""
     space = served.space
-    found = store.get_vectors(space, [f"{i}|{FUSED_FIELD}" for i in item_ids])
-    missing = [i for i in item_ids if f"{i}|{FUSED_FIELD}" not in found]
-    if missing:
-        write_fused(store, settings, served, missing)
-        found.update(store.get_vectors(space, [f"{i}|{FUSED_FIELD}" for i in missing]))
-    return np.stack([found[f"{i}|{FUSED_FIELD}"] for i in item_ids]).astype(np.float32)
+    cache = _cached(store, space)
+    unread = [i for i in item_ids if i not in cache]
+    if unread:
+        found = store.get_vectors(space, [f"{i}|{FUSED_FIELD}" for i in unread])
+        cache.update((entry_id.rsplit("|", 1)[0], vector) for entry_id, vector in found.items())
+        missing = [i for i in unread if i not in cache]
+        if missing:
+            write_fused(store, settings, served, missing)
+    return np.stack([cache[i] for i in item_ids]).astype(np.float32)
