@@ -245,9 +245,16 @@ def test_an_item_ingested_after_training_gets_a_fused_vector_without_retraining(
 def test_recommend_reads_the_fused_vectors_once_and_sees_those_written_later(trained, user, tmp_path, monkeypatch):
     settings = trained["settings"]
     service = PrismService(settings)  # a fresh Store: nothing cached yet
-    reads = []
+    fused = checkpoints.current(settings).space
+    reads = []  # how many fused vectors each read of the fused space asked for
     get_vectors = service.store.get_vectors
-    monkeypatch.setattr(service.store, "get_vectors", lambda space, ids: reads.append(len(ids)) or get_vectors(space, ids))
+
+    def counted(space, ids):
+        if space == fused:
+            reads.append(len(ids))
+        return get_vectors(space, ids)
+
+    monkeypatch.setattr(service.store, "get_vectors", counted)
     first = service.recommend(user, k=5)
     assert reads == [len(service.store.all_item_ids())]
     assert service.recommend(user, k=5) == first and reads == [reads[0]]  # the second call reads nothing
@@ -257,11 +264,11 @@ def test_recommend_reads_the_fused_vectors_once_and_sees_those_written_later(tra
     assert service.ingest(catalog).fused == 1
     only_query = service.recommend(user, text="a ferryman rowing across a foggy river", k=1)
     assert reads == [reads[0]]  # the ingest's fused vector came from the write, not a read
-    pointer = checkpoints.current(settings)
-    stored = get_vectors(pointer.space, ["late-1|fused"])["late-1|fused"]
+    stored = get_vectors(fused, ["late-1|fused"])["late-1|fused"]
     from prism.fusion.vectors import ensure_fused
 
-    np.testing.assert_allclose(ensure_fused(service.store, settings, checkpoints.load_current(settings), ["late-1"])[0], stored)
+    np.testing.assert_allclose(ensure_fused(service.store, settings, checkpoints.load_current(settings), ["late-1"])[0], stored,
+                               atol=1e-6)
     assert only_query.items
 
 
