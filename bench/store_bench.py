@@ -26,7 +26,9 @@ entry's vector plus the same noise):
   checkpoint's ratings) latency p50/p95.
 
 With ``--search-ef 100,400`` the queries run at each HNSW ef_search on the same store (the
-``store_search_ef`` setting); ``--spaces text-,fused-`` keeps only those spaces.
+``store_search_ef`` setting). Caution: Chroma applies a changed ef_search only in a process
+that loads the collection afterwards, so in one process only the first value takes effect
+(docs/scale.md). ``--spaces text-,fused-`` keeps only those spaces.
 
 Usage: python bench/store_bench.py --source PRISM_HOME [--items 100000] [--queries 200] [--users 20]
        [--synthesis mixtures|copies] [--search-ef 100,400] [--spaces PREFIXES] [--no-server] [--out FILE]

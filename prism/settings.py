@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     collection_prefix: str = "prism"
     store_search_ef: int = Field(
         100, ge=10, description="HNSW candidate-list size of a vector query (Chroma's ef_search): larger finds "
-        "more of the true nearest neighbours, more slowly (bench/store_bench.py --search-ef). Applied to "
-        "existing collections too.")
+        "more of the true nearest neighbours, more slowly. Chroma's default; an existing collection's is "
+        "changed too, and Chroma uses the new value from the next process that loads the collection.")
 
     # Text embeddings.
     text_model: Literal["minilm"] = "minilm"
