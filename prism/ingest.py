@@ -147,8 +147,7 @@ class Ingestor:
                 except PrismError as exc:
                     images.append((position, index, path, exc))
         loaded = [entry for entry in images if not isinstance(entry[3], Exception)]
-        self._go_on()
-        captions = caption_images([image for *_, image in loaded], self.settings) if loaded else []
+        captions = caption_images([image for *_, image in loaded], self.settings, go_on=self._go_on)
         results: dict[tuple[int, int], object] = {(p, i): e for p, i, _, e in images if isinstance(e, Exception)}
         results.update({(p, i): caption for (p, i, _, _), caption in zip(loaded, captions)})
         prepared: list[Prepared | Exception] = []

@@ -210,8 +210,8 @@ def test_a_stopping_server_cancels_an_upload_in_flight_and_stores_nothing(api_ho
 
     service = Watched(api_home["settings"])
     posters = sorted((demo_catalog / "images").glob("*.jpg"))
-    files = [("images", (f"p{n}.jpg", posters[n % len(posters)].read_bytes(), "image/jpeg")) for n in range(12)]
-    item = json.dumps({"item_id": "cancelled-upload", "title": "Twelve Posters"})
+    files = [("images", (f"p{n}.jpg", posters[n % len(posters)].read_bytes(), "image/jpeg")) for n in range(24)]
+    item = json.dumps({"item_id": "cancelled-upload", "title": "Twenty-four Posters"})
     with serve_app(create_app(service, llm=PolicyChat(), warm=False), stats=stats, grace=0.5) as url:
         def upload():
             try:
@@ -221,7 +221,7 @@ def test_a_stopping_server_cancels_an_upload_in_flight_and_stores_nothing(api_ho
                 outcome["error"] = type(exc).__name__
         thread = threading.Thread(target=upload)
         thread.start()
-        time.sleep(3.0)  # twelve posters to caption: the ingest is under way
+        time.sleep(3.0)  # 24 posters to caption, 4 at a time (about 7 s): the ingest is under way
     thread.join(timeout=60)
     # Uvicorn stops without waiting for the worker thread: wait for the ingest itself to end.
     assert ended.wait(timeout=300) and outcome["ingest"] == "Cancelled", outcome

@@ -9,6 +9,7 @@ Every caption carries provenance: backend, model, version, confidences.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -77,17 +78,29 @@ def _build_backend(settings: Settings) -> CaptionBackend:
     return OfflineCaptioner(settings)
 
 
-def caption_images(images: list[Image.Image], settings: Settings) -> list[Caption | PrismError]:
-    """Captions for ``images``, in order, by the configured backend: in one batch where the
-    backend batches (``caption_many``), else one by one. A failing image gets its error in its
-    place and never stops the others."""
+CAPTION_CHUNK = 4  # images per captioner call: batched, yet a cancelled ingest stops within a few images
+
+
+def caption_images(images: list[Image.Image], settings: Settings,
+                   go_on: Callable[[], None] | None = None) -> list[Caption | PrismError]:
+    """Captions for ``images``, in order, by the configured backend: in batches of
+    ``CAPTION_CHUNK`` where the backend batches (``caption_many``), else one by one. A failing
+    image gets its error in its place and never stops the others. ``go_on`` is called before
+    each batch (it raises to stop)."""
+    if not images:
+        return []
     backend = get_backend(settings)
-    if hasattr(backend, "caption_many"):
-        return backend.caption_many(images)
     results: list[Caption | PrismError] = []
-    for image in images:
+    step = CAPTION_CHUNK if hasattr(backend, "caption_many") else 1
+    for start in range(0, len(images), step):
+        if go_on is not None:
+            go_on()
+        chunk = images[start:start + step]
+        if hasattr(backend, "caption_many"):
+            results.extend(backend.caption_many(chunk))
+            continue
         try:
-            results.append(backend.caption(image))
+            results.append(backend.caption(chunk[0]))
         except PrismError as exc:
             results.append(exc)
         except Exception as exc:  # one image's failure must never stop the others
