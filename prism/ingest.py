@@ -135,8 +135,8 @@ class Ingestor:
 
     def prepare_batch(self, work: list[tuple[CatalogItem, str, bool]]) -> list[Prepared | Exception]:
         """Caption and transcribe the media of ``work``'s items (item, content hash, is update),
-        in order: every image of the batch is captioned in one call, so the captioner batches
-        its model work. An item whose file fails gets the error (naming the file) in its place
+        in order: the batch's images are captioned together (in groups, :func:`caption_images`),
+        so the captioner batches its model work. An item whose file fails gets the error (naming the file) in its place
         and never stops the others."""
         images: list[tuple[int, int, Path, object]] = []  # item position, image index, path, image or error
         for position, (item, _, _) in enumerate(work):

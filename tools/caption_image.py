@@ -91,13 +91,14 @@ def caption_images(images: list[Image.Image], settings: Settings,
         return []
     backend = get_backend(settings)
     results: list[Caption | PrismError] = []
-    step = CAPTION_CHUNK if hasattr(backend, "caption_many") else 1
+    batched = getattr(backend, "caption_many", None)
+    step = CAPTION_CHUNK if batched else 1
     for start in range(0, len(images), step):
         if go_on is not None:
             go_on()
         chunk = images[start:start + step]
-        if hasattr(backend, "caption_many"):
-            results.extend(backend.caption_many(chunk))
+        if batched:
+            results.extend(batched(chunk))
             continue
         try:
             results.append(backend.caption(chunk[0]))
