@@ -17,7 +17,6 @@ Usage: python bench/ingest_bench.py [--items N] [--vectors N] [--queries N] [--p
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -162,9 +161,10 @@ def main() -> None:
     args = parser.parse_args()
     report = {}
     if args.baseline_tree:
-        child = [a for a in sys.argv[1:] if a != "--baseline-tree" and a != str(args.baseline_tree)
-                 and not a.startswith("--baseline-tree=")]
-        child = [a for i, a in enumerate(child) if a != "--out" and (i == 0 or child[i - 1] != "--out")]
+        # the same measurements, rebuilt from what was parsed; the child prints, this process saves
+        child = [f"--items={args.items}", f"--vectors={args.vectors}", f"--queries={args.queries}",
+                 f"--parts={args.parts}", f"--repeats={args.repeats}", f"--audio-seconds={args.audio_seconds}",
+                 *([f"--model-cache={args.model_cache}"] if args.model_cache else [])]
         report["baseline"] = {"commit": commit_of(args.baseline_tree),
                               "report": run_in_tree(args.baseline_tree, Path(__file__), child)}
         report["new"] = {"commit": commit_of(Path(__file__).resolve().parents[1]), "report": measure(args)}

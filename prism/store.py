@@ -34,6 +34,9 @@ ITEMS = "items"
 # FILTER_PROBE_MAX times, before it lets Chroma filter (Store.query).
 FILTER_PROBE = 3
 FILTER_PROBE_MAX = 40
+# After asking about this many item ids one query at a time, a Store reads every committed id
+# once (Store._committed): a store that answers many queries stops paying a records lookup each.
+COMMITTED_BULK = 500
 
 
 @dataclass
@@ -86,6 +89,8 @@ class Store:
         self.max_batch = int(self.client.get_max_batch_size())
         self._collections: dict[str, Any] = {}
         self._known_committed: set[str] = set()  # item ids whose record this Store has seen
+        self._asked_committed = 0  # how many ids _committed has looked up one query at a time
+        self._read_all_committed = False
         where = (f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host
                  else str(settings.chroma_path.resolve()))
         with _WRITE_LOCKS_GUARD:
@@ -223,7 +228,12 @@ class Store:
         # between leaves vectors of an item that does not exist, which nobody may be shown.
         # Records are never deleted, so an item seen committed stays so: only new ids are asked.
         unknown = [i for i in dict.fromkeys(m.item_id for m in matches) if i not in self._known_committed]
-        if unknown:
+        if unknown and not self._read_all_committed and self._asked_committed + len(unknown) > COMMITTED_BULK:
+            self._read_all_committed = True
+            self._known_committed.update(self.all_item_ids())
+            unknown = [i for i in unknown if i not in self._known_committed]
+        if unknown:  # committed since (by another process), or vectors of an unfinished ingest
+            self._asked_committed += len(unknown)
             self._known_committed.update(self.item_hashes(unknown))
         return [m for m in matches if m.item_id in self._known_committed]
 

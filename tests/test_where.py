@@ -90,3 +90,32 @@ def test_a_broad_filter_is_applied_to_more_unfiltered_neighbours_and_a_selective
     assert FILTER_PROBE_MAX * 20 < 1000  # the probes saw part of the space, not all of it
     with pytest.raises(InputError, match="invalid metadata filter"):
         store.query("films", vectors[7], n=20, where={"year": {"$gt": "soon"}})
+
+
+def test_a_store_that_has_looked_up_many_items_reads_every_committed_id_once(tmp_path, monkeypatch):
+    import prism.store
+
+    monkeypatch.setattr(prism.store, "COMMITTED_BULK", 30)
+    settings = Settings(home=tmp_path)
+    store, writer = Store(settings), Store(settings)  # writer: another process's ingest
+    vectors = np.random.default_rng(2).normal(size=(120, 8)).astype(np.float32)
+    writer.put_vectors("films", [VectorEntry(id=f"{i}|document", item_id=str(i), field="document", text="",
+                                             vector=v) for i, v in enumerate(vectors)])
+    writer.put_items([{"id": str(i), "document": "", "metadata": {"title": str(i)}} for i in range(100)])  # 100-119 unfinished
+    lookups = []
+    item_hashes = store.item_hashes
+    monkeypatch.setattr(store, "item_hashes", lambda ids: lookups.append(list(ids)) or item_hashes(ids))
+
+    committed = {str(i) for i in range(100)}
+    first = store.query("films", vectors[0], n=20)
+    assert {m.item_id for m in first} <= committed and len(lookups[0]) == 20  # new ids asked per query
+    assert {m.item_id for m in store.query("films", vectors[1], n=20)} <= committed
+    assert sum(map(len, lookups)) <= 30  # the second query passed the bulk size: all committed ids read once
+    lookups.clear()
+    for i in range(2, 100):
+        assert {m.item_id for m in store.query("films", vectors[i], n=10)} <= committed
+    assert lookups and {i for ids in lookups for i in ids} <= {str(i) for i in range(100, 120)}  # only unfinished
+
+    writer.put_items([{"id": "110", "document": "", "metadata": {"title": "110"}}])  # committed since by the other process
+    assert store.query("films", vectors[110], n=1)[0].item_id == "110"
+    assert "111" not in {m.item_id for m in store.query("films", vectors[111], n=5)}  # unfinished: never shown
