@@ -25,13 +25,16 @@ entry's vector plus the same noise):
 * ``PrismService.search`` (a text query) and ``PrismService.recommend`` (users of the
   checkpoint's ratings) latency p50/p95.
 
-With ``--search-ef 100,400`` the queries run at each HNSW ef_search on the same store (the
-``store_search_ef`` setting). Caution: Chroma applies a changed ef_search only in a process
-that loads the collection afterwards, so in one process only the first value takes effect
-(docs/scale.md). ``--spaces text-,fused-`` keeps only those spaces.
+``--search-ef N`` queries at HNSW ef_search N (the ``store_search_ef`` setting). Chroma
+applies a changed ef_search only in a process that loads the collection afterwards
+(docs/scale.md), so each value is its own run: ``--home DIR`` keeps the filled embedded store
+in DIR, and a later run with the same DIR and the same growth arguments reuses it (the same
+vectors, regenerated from the seed) instead of filling again. ``--spaces text-,fused-``
+keeps only those spaces.
 
 Usage: python bench/store_bench.py --source PRISM_HOME [--items 100000] [--queries 200] [--users 20]
-       [--synthesis mixtures|copies] [--search-ef 100,400] [--spaces PREFIXES] [--no-server] [--out FILE]
+       [--synthesis mixtures|copies] [--search-ef 100] [--spaces PREFIXES] [--home DIR] [--no-server]
+       [--out FILE]
 """
 
 from __future__ import annotations
@@ -232,18 +235,16 @@ def service_latency(settings: Settings, n_users: int, seed: int) -> dict:
 
 
 def measure(settings: Settings, items: dict, spaces: dict[str, Space], args, report: dict,
-            save: Callable[[], None]) -> None:
-    """Fill, then service latency, then per-space queries into ``report``; ``save`` after each."""
-    store = Store(settings)
-    report["fill"] = fill(store, items, spaces)
+            save: Callable[[], None], filled: dict | None = None) -> None:
+    """Fill (unless ``filled`` is the report of a fill already done), then service latency, then
+    per-space queries into ``report``; ``save`` after each."""
+    report["fill"] = filled or fill(Store(settings), items, spaces)
     save()
     report["service"] = service_latency(settings, args.users, args.seed)
     save()
-    report["query"] = {}
-    for ef in args.search_ef:  # the same store and queries at each HNSW candidate-list size
-        report["query"][f"ef_search={ef}"] = queries(Store(settings.model_copy(update={"store_search_ef": ef})),
-                                                     spaces, args.queries, args.noise, args.seed)
-        save()
+    report["query"] = {f"ef_search={args.search_ef}": queries(Store(settings), spaces, args.queries, args.noise,
+                                                              args.seed)}
+    save()
 
 
 def main() -> None:
@@ -258,8 +259,9 @@ def main() -> None:
     parser.add_argument("--synthesis", choices=["mixtures", "copies"], default="mixtures",
                         help="synthetic vectors: a mix of two real items plus noise, or a real item plus noise")
     parser.add_argument("--spaces", help="comma-separated prefixes of the spaces to copy and measure (default: all)")
-    parser.add_argument("--search-ef", type=lambda v: [int(x) for x in v.split(",")], default=[100],
-                        help="comma-separated HNSW ef_search values to query with, in the same run")
+    parser.add_argument("--search-ef", type=int, default=100, help="the HNSW ef_search to query with")
+    parser.add_argument("--home", type=Path, help="keep the filled embedded store here; reuse it when it "
+                        "was filled with the same growth arguments")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     source = Settings(home=args.source)
@@ -273,19 +275,33 @@ def main() -> None:
                   if args.synthesis == "mixtures" else "a real item's vectors") +
                   f" plus Gaussian noise ({args.noise} × norm / √d), the first item's metadata kept", "k": K, "filters": FILTERS,
               "spaces": {name: {"entries": len(s.ids), "dim": int(s.vectors.shape[1])} for name, s in spaces.items()}}
+    growth = {"source": str(args.source.resolve()), "items": args.items, "noise": args.noise, "seed": args.seed,
+              "synthesis": args.synthesis, "spaces": args.spaces}
     with tempfile.TemporaryDirectory(dir=args.out.parent if args.out else None) as tmp:
-        home = Path(tmp) / "home"
-        if fusion_dir(source).is_dir():  # the checkpoint in service, for recommend
+        home = args.home or Path(tmp) / "home"
+        marker = home / "store_bench_filled.json"
+        filled = json.loads(marker.read_text()) if marker.is_file() else None
+        if filled and filled["growth"] != growth:
+            sys.exit(f"store_bench: {home} holds a store grown with other arguments: {filled['growth']}")
+        if not filled and home.exists() and any(home.iterdir()):
+            sys.exit(f"store_bench: {home} is not empty and holds no store of this benchmark")
+        if not filled and fusion_dir(source).is_dir():  # the checkpoint in service, for recommend
             shutil.copytree(fusion_dir(source), fusion_dir(source.model_copy(update={"home": home})))
-        settings = source.model_copy(update={"home": home, "model_cache_dir": source.model_cache})
+        settings = source.model_copy(update={"home": home, "model_cache_dir": source.model_cache,
+                                             "store_search_ef": args.search_ef})
         def save() -> None:  # a long run keeps what it measured so far
             report["wall_seconds"] = round(time.perf_counter() - started, 1)
             if args.out:
                 args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
             print(f"store_bench: {report['wall_seconds']} s", file=sys.stderr, flush=True)
 
+        if filled:
+            filled = {"reused from an earlier run": filled["fill"]}
+        elif args.home:  # filled now, and marked at once: a run stopped later can still reuse it
+            filled = fill(Store(settings), items, spaces)
+            marker.write_text(json.dumps({"growth": growth, "fill": filled}))
         report["embedded"] = {}
-        measure(settings, items, spaces, args, report["embedded"], save)
+        measure(settings, items, spaces, args, report["embedded"], save, filled)
         if not args.no_server:
             report["server"] = {}
             with chroma_server(Path(tmp) / "server") as server:
