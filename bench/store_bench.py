@@ -18,7 +18,8 @@ Measured, in the same run, per space, on the same vectors and the same queries (
 entry's vector plus the same noise):
 
 * add rate (vectors/s) when filling the store, for the embedded store and the server;
-* top-20 query latency p50/p95 through ``Store.query`` (what Prism runs), through Chroma's
+* top-20 query latency p50/p95 through ``Store.query`` (what Prism runs; also through a
+  ``Store`` that keeps no filter's passing entries, ``prism_unkept``), through Chroma's
   own filter (``collection.query(where=...)``, Prism's path before it filtered broad filters
   itself), and numpy brute force over the whole matrix; without a filter, with a broad filter
   (year ≥ 1980) and with a selective one (year < 1950); recall@20 against the exact answer;
@@ -169,6 +170,8 @@ def fill(store: Store, items: dict, spaces: dict[str, Space]) -> dict:
 def queries(store: Store, spaces: dict[str, Space], n_queries: int, noise: float, seed: int) -> dict:
     """Per space and filter: latency of Prism's query, Chroma's filter and numpy; recall@20."""
     rng = np.random.default_rng(seed + 1)
+    # the same store keeping no filter's passing entries: what each query costs on its own
+    unkept = Store(store.settings.model_copy(update={"store_filter_cache_seconds": 0}))
     out = {}
     for name, space in spaces.items():
         unit = space.vectors / np.linalg.norm(space.vectors, axis=1, keepdims=True)
@@ -182,12 +185,15 @@ def queries(store: Store, spaces: dict[str, Space], n_queries: int, noise: float
             if not passing.any():
                 out[name][label] = "no entry of this space carries the filtered key: not measured"
                 continue
-            seconds: dict[str, list[float]] = {"prism": [], "chroma_filter": [], "numpy": []}
+            seconds: dict[str, list[float]] = {"prism": [], "prism_unkept": [], "chroma_filter": [], "numpy": []}
             recall = []
             for q in probes:
                 started = time.perf_counter()
                 got = store.query(name, q, n=K, where=where)
                 seconds["prism"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                unkept.query(name, q, n=K, where=where)
+                seconds["prism_unkept"].append(time.perf_counter() - started)
                 started = time.perf_counter()
                 collection.query(query_embeddings=[q], n_results=K, where=where,
                                  include=["metadatas", "documents", "distances"])

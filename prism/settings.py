@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         100, ge=10, description="HNSW candidate-list size of a vector query (Chroma's ef_search): larger finds "
         "more of the true nearest neighbours, more slowly. Chroma's default; an existing collection's is "
         "changed too, and Chroma uses the new value from the next process that loads the collection.")
+    store_filter_cache_seconds: float = Field(
+        60.0, ge=0, description="How long a store reuses the entries a selective metadata filter lets through "
+        "(Chroma's metadata lookup, most of such a query's time) before it asks Chroma again. Writes through "
+        "this process clear them at once; another process's writes are seen within this time. 0: never reuse.")
 
     # Text embeddings.
     text_model: Literal["minilm"] = "minilm"

@@ -91,3 +91,20 @@ def test_two_prism_serve_workers_share_one_chroma_server(chroma_server, demo_cat
         for worker in workers:
             worker.terminate()
             worker.wait(timeout=20)
+
+
+def test_filtered_queries_through_a_chroma_server_match_chroma_s_own_filter(chroma_server, tmp_path):
+    import numpy as np
+
+    from prism.store import Store, VectorEntry
+
+    port, _ = chroma_server
+    store = Store(Settings(home=tmp_path, chroma_host="127.0.0.1", chroma_port=port, collection_prefix="filters"))
+    vectors = np.random.default_rng(4).normal(size=(400, 8)).astype(np.float32)
+    store.put_vectors("films", [VectorEntry(id=f"{i}|document", item_id=str(i), field="document", text="",
+                                            vector=v, metadata={"year": 1900 + i % 100}) for i, v in enumerate(vectors)])
+    store.put_items([{"id": str(i), "document": "", "metadata": {"title": str(i)}} for i in range(400)])
+    raw = store.collection("films")
+    for where in ({"year": {"$gte": 1910}}, {"year": 1950}):  # probed and filtered here; Chroma's lookup
+        got = [f"{m.item_id}|document" for m in store.query("films", vectors[0], n=10, where=where)]
+        assert got == raw.query(query_embeddings=[vectors[0]], n_results=10, where=where, include=[])["ids"][0]

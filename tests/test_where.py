@@ -64,32 +64,78 @@ def test_what_python_does_not_evaluate_exactly_is_left_to_chroma():
             matches(record(1), where)
 
 
-def test_a_broad_filter_is_applied_to_more_unfiltered_neighbours_and_a_selective_one_by_chroma(tmp_path):
-    store = Store(Settings(home=tmp_path))
-    rng = np.random.default_rng(1)
-    vectors = rng.normal(size=(1000, 16)).astype(np.float32)
+def filmstore(tmp_path, **settings_update) -> tuple[Store, np.ndarray]:
+    """1,000 committed 16-d entries; year 1900-1999 by id, and one ``rare`` entry (id 7)."""
+    store = Store(Settings(home=tmp_path, **settings_update))
+    vectors = np.random.default_rng(1).normal(size=(1000, 16)).astype(np.float32)
     store.put_vectors("films", [VectorEntry(id=f"{i}|document", item_id=str(i), field="document", text=f"plot {i}",
                                             vector=v, metadata={"year": 1900 + i % 100, "rare": i == 7})
                                 for i, v in enumerate(vectors)])
     store.put_items([{"id": str(i), "document": "", "metadata": {"title": str(i)}} for i in range(1000)])
-    collection = store.collection("films")
-    asked = []
-    query = collection.query
-    collection.query = lambda **kw: asked.append(kw["where"]) or query(**kw)
+    return store, vectors
+
+
+def spy(store: Store, space: str) -> tuple[list, list, object]:
+    """Record the filters of a collection's queries and gets; also return its real query."""
+    collection = store.collection(space)
+    queries, gets = [], []
+    query, get = collection.query, collection.get
+    collection.query = lambda **kw: queries.append((kw.get("where"), kw.get("ids") is not None)) or query(**kw)
+    collection.get = lambda **kw: gets.append(kw.get("where")) or get(**kw)
+    return queries, gets, query
+
+
+def test_a_broad_filter_is_applied_to_more_unfiltered_neighbours_and_a_selective_one_by_chroma(tmp_path):
+    store, vectors = filmstore(tmp_path)
+    queries, gets, query = spy(store, "films")
 
     # 80 % pass: one probe; 10 %: larger probes (here the second fell just short: three in all);
-    # 1 in 1000: Chroma filters.
+    # 1 in 1000: Chroma finds the entries the filter lets through, and only those are searched.
     broad, middling, selective = {"year": {"$gte": 1920}}, {"year": {"$lt": 1910}}, {"rare": True}
     for where, probes, chroma_filters in ((broad, 1, False), (middling, 3, False), (selective, 1, True)):
-        asked.clear()
+        queries.clear()
+        gets.clear()
         got = store.query("films", vectors[7], n=20, where=where)
         expected = query(query_embeddings=[vectors[7]], n_results=20, where=where, include=["distances"])["ids"][0]
         assert [f"{m.item_id}|document" for m in got] == expected
-        assert asked.count(None) == probes and (where in asked) is chroma_filters, asked
+        assert queries.count((None, False)) == probes and (gets == [where]) is chroma_filters, (queries, gets)
+        assert ((None, True) in queries) is chroma_filters  # the search among the passing entries
     assert len(store.query("films", vectors[7], n=20, where=selective)) == 1
     assert FILTER_PROBE_MAX * 20 < 1000  # the probes saw part of the space, not all of it
     with pytest.raises(InputError, match="invalid metadata filter"):
         store.query("films", vectors[7], n=20, where={"year": {"$gt": "soon"}})
+
+
+def test_a_selective_filter_s_entries_are_kept_until_a_write_or_for_the_settings_time(tmp_path, monkeypatch):
+    import prism.store
+
+    store, vectors = filmstore(tmp_path)
+    other = Store(store.settings)  # another Store of this process, on the same location
+    queries, gets, _ = spy(store, "films")
+    rare = {"rare": True}
+    assert [m.item_id for m in store.query("films", vectors[3], n=5, where=rare)] == ["7"]
+    assert [m.item_id for m in store.query("films", vectors[9], n=5, where=rare)] == ["7"] and gets == [rare]
+
+    other.put_vectors("films", [VectorEntry(id="1000|document", item_id="1000", field="document", text="",
+                                            vector=vectors[3], metadata={"year": 2000, "rare": True})])
+    other.put_items([{"id": "1000", "document": "", "metadata": {"title": "1000"}}])
+    assert [m.item_id for m in store.query("films", vectors[3], n=5, where=rare)] == ["1000", "7"]
+    assert gets == [rare, rare]  # the write cleared the kept entries
+
+    now = [prism.store.time.monotonic()]
+    monkeypatch.setattr(prism.store.time, "monotonic", lambda: now[0])
+    now[0] += store.settings.store_filter_cache_seconds - 1
+    store.query("films", vectors[3], n=5, where=rare)
+    assert gets == [rare] * 2
+    now[0] += 2  # a write by another process is seen this late
+    store.query("films", vectors[3], n=5, where=rare)
+    assert gets == [rare] * 3
+
+    unkept, _ = filmstore(tmp_path / "unkept", store_filter_cache_seconds=0)
+    _, gets, _ = spy(unkept, "films")
+    for _ in range(2):
+        unkept.query("films", vectors[3], n=5, where=rare)
+    assert gets == [rare, rare]
 
 
 def test_a_store_that_has_looked_up_many_items_reads_every_committed_id_once(tmp_path, monkeypatch):
