@@ -46,10 +46,9 @@ from pydantic import BaseModel, Field
 from prism.errors import InputError
 from prism.fusion.checkpoints import require_current
 from prism.fusion.collaborative import recency_profiles
-from prism.fusion.features import catalog_order
 from prism.fusion.hybrid import CollaborativePart, blend
 from prism.fusion.model import explain
-from prism.fusion.vectors import ensure_fused, stored_inputs
+from prism.fusion.vectors import fused_catalog, stored_inputs
 from prism.history import history_ratings, read_ratings_rows, user_rows
 from prism.search import Evidence, search
 from prism.settings import Settings
@@ -141,10 +140,10 @@ def recommend(store: Store, settings: Settings, user_id: str, text: str | None =
         raise InputError(f"k must be at least 1, got {k}")
     served = require_current(settings)
     model = served.model
-    catalog = catalog_order(store.all_item_ids())
+    fused = fused_catalog(store, settings, served)
+    catalog, index = fused.item_ids, fused.index
     if not catalog:
         raise InputError(f"the store at {settings.home} holds no items: run `prism ingest` first")
-    index = {item_id: row for row, item_id in enumerate(catalog)}
 
     path = history_ratings(settings, ratings, served.pointer.ratings)
     rows = user_rows(read_ratings_rows(path), user_id, path)
@@ -158,7 +157,7 @@ def recommend(store: Store, settings: Settings, user_id: str, text: str | None =
     order = np.lexsort((-np.arange(len(liked)), -liked[:, 3]))  # most recent first; ties: later row first
     history = [index[str(i)] for i in liked[order, 1]][: model.config.max_history]
 
-    vectors = torch.from_numpy(ensure_fused(store, settings, served, catalog))
+    vectors = torch.from_numpy(fused.vectors)
     hist = torch.tensor([history or [0]], dtype=torch.long)
     hist_mask = torch.tensor([[True] * len(history) or [False]])
     with torch.no_grad():

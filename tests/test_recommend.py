@@ -291,3 +291,30 @@ def test_cli_retrain_switches_to_a_new_space_and_leaves_the_old_one(trained, use
     # A third training keeps its space and the one it replaces; the oldest is dropped.
     third = service.train(ratings=trained["ratings"], epochs=1, device="cpu", name="third")
     assert service.store.spaces("fused-") == sorted([third.space, new.space])
+
+
+def test_the_catalog_matrix_is_kept_until_items_change_and_sees_another_process_s_items(trained, user, tmp_path,
+                                                                                        monkeypatch):
+    from prism.fusion.vectors import fused_catalog
+    from prism.store import ITEMS as ITEMS_COLLECTION
+
+    settings = trained["settings"]
+    service, other = PrismService(settings), PrismService(settings)  # other: a separate `prism ingest`
+    served = checkpoints.load_current(settings)
+    service.recommend(user, k=3)
+    kept = fused_catalog(service.store, settings, served)
+    reads = []
+    get = service.store.collection(ITEMS_COLLECTION).get
+    monkeypatch.setattr(service.store.collection(ITEMS_COLLECTION), "get", lambda **kw: reads.append(kw) or get(**kw))
+    service.recommend(user, k=3)
+    assert fused_catalog(service.store, settings, served) is kept and not [r for r in reads if "ids" not in r]
+
+    catalog = tmp_path / "other.jsonl"
+    catalog.write_text(json.dumps({"item_id": "other-1", "title": "The Lamplighter",
+                                   "description": "A lamplighter walks the night streets of an old port."}) + "\n")
+    assert other.ingest(catalog).fused == 1
+    found = fused_catalog(service.store, settings, served)
+    assert "other-1" in found.index and found is not kept
+    np.testing.assert_allclose(found.vectors[found.index["other-1"]],
+                               other.store.get_vectors(served.space, ["other-1|fused"])["other-1|fused"], atol=1e-6)
+    assert "other-1" in {i.item_id for i in service.recommend(user, k=len(found.item_ids)).items}
