@@ -85,10 +85,12 @@ def main() -> None:
             row[f"probe_{probe}_keeps_k_share"] = float(np.mean(enough))
         row["store_query_keeping_ids_ms"], store_found = timed(queries, lambda q: kept.query(args.space, q, K, where))
         # recall@K of each path against the exact answer among the passing entries
-        passing = collection.get(ids=ids, include=["embeddings"])
-        matrix = np.asarray(passing["embeddings"], dtype=np.float32)
+        chunks = [collection.get(ids=ids[start:start + kept.max_batch], include=["embeddings"])
+                  for start in range(0, len(ids), kept.max_batch)]
+        passing_ids = [i for chunk in chunks for i in chunk["ids"]]
+        matrix = np.concatenate([np.asarray(chunk["embeddings"], dtype=np.float32) for chunk in chunks])
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-        exact = [{passing["ids"][i] for i in np.argsort(-(matrix @ (q / np.linalg.norm(q))))[:K]} for q in queries]
+        exact = [{passing_ids[i] for i in np.argsort(-(matrix @ (q / np.linalg.norm(q))))[:K]} for q in queries]
         row["recall_at_k"] = {
             "chroma_filtered_query": float(np.mean([len(set(c["ids"][0]) & e) / K for c, e in zip(chroma, exact)])),
             "query_among_given_ids": float(np.mean([len(set(g["ids"][0]) & e) / K for g, e in zip(given, exact)])),
