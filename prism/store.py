@@ -132,13 +132,14 @@ class Store:
 
     def drop_space(self, name: str) -> None:
         """Delete the space ``name`` and all its vectors."""
-        self._wrote(name)
         self.client.delete_collection(f"{self.settings.collection_prefix}-{name}")
         self._collections.pop(name, None)
+        self._wrote(name)
 
     def _wrote(self, space: str) -> None:
-        """Note a write of ``space``'s vectors: every Store of this location drops the filter
-        results it keeps for it (:meth:`_passing_ids`)."""
+        """Note a finished write of ``space``'s vectors: every Store of this location drops the
+        filter results it keeps for it (:meth:`_passing_ids`), also those looked up while the
+        write was under way."""
         with _WRITE_LOCKS_GUARD:
             key = (self._location, space)
             _SPACE_WRITES[key] = _SPACE_WRITES.get(key, 0) + 1
@@ -185,20 +186,22 @@ class Store:
     def delete_item_vectors(self, space: str, item_ids: Sequence[str]) -> None:
         """Remove every entry of ``item_ids`` from ``space`` (before rewriting a changed item)."""
         if item_ids:
-            self._wrote(space)
             self.collection(space).delete(where={"item_id": {"$in": list(item_ids)}})
+            self._wrote(space)
 
     def put_vectors(self, space: str, entries: Sequence[VectorEntry]) -> None:
         """Upsert entries into ``space`` in chunks of at most the client's max batch size."""
-        self._wrote(space)
-        for start in range(0, len(entries), self.max_batch):
-            chunk = entries[start : start + self.max_batch]
-            self.collection(space).upsert(
-                ids=[e.id for e in chunk],
-                embeddings=np.stack([e.vector for e in chunk]).astype(np.float32),
-                documents=[e.text for e in chunk],
-                metadatas=[{**e.metadata, "item_id": e.item_id, "field": e.field} for e in chunk],
-            )
+        try:
+            for start in range(0, len(entries), self.max_batch):
+                chunk = entries[start : start + self.max_batch]
+                self.collection(space).upsert(
+                    ids=[e.id for e in chunk],
+                    embeddings=np.stack([e.vector for e in chunk]).astype(np.float32),
+                    documents=[e.text for e in chunk],
+                    metadatas=[{**e.metadata, "item_id": e.item_id, "field": e.field} for e in chunk],
+                )
+        finally:  # a failed write may have written some chunks
+            self._wrote(space)
 
     def query(self, space: str, vector: np.ndarray, n: int, where: dict | None = None) -> list[Match]:
         """The ``n`` nearest entries of ``space`` to ``vector``, most similar first, of committed
@@ -231,11 +234,11 @@ class Store:
     def _passing_ids(self, space: str, collection, where: dict) -> list[str]:
         """Ids of the entries of ``space`` that ``where`` lets through, by Chroma's own evaluation.
 
-        Chroma's filtered query spends most of its time there (at 198,000 entries: 117 ms of
-        127 for a filter passing 9,000; 2 s for one passing 189,000), and searching only given
-        ids is fast (25 ms and 157 ms), so the ids are kept for ``store_filter_cache_seconds``,
-        until a write of the space through this process, for the last ``FILTER_CACHE_SIZE``
-        filters."""
+        Chroma's filtered query spends most of its time there (at 198,000 entries: 100 ms of
+        163 for a filter passing 8,970; 1.4 s of 1.44 s for one passing 189,000), and a query
+        among given ids is fast (28 ms and 163 ms; bench/filter_paths.py), so the ids are kept
+        for ``store_filter_cache_seconds``, until a write of the space through this process,
+        for the last ``FILTER_CACHE_SIZE`` filters."""
         key = (space, json.dumps(where, sort_keys=True, ensure_ascii=False))
         ttl = self.settings.store_filter_cache_seconds
         written = _SPACE_WRITES.get((self._location, space), 0)
