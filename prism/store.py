@@ -22,7 +22,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +96,6 @@ class Store:
         self._collections: dict[str, Any] = {}
         self._known_committed: set[str] = set()  # item ids whose record this Store has seen
         self._asked_committed = 0  # how many ids _committed has looked up one query at a time
-        self._read_all_committed = False
         self._all_ids: list[str] | None = None  # every committed id, as all_item_ids last read them
         where = (f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host
                  else str(settings.chroma_path.resolve()))
@@ -247,8 +245,14 @@ class Store:
             if kept and kept[0] == written and time.monotonic() - kept[1] < ttl:
                 self._filter_ids.move_to_end(key)
                 return kept[2]
-        with self._invalid_filter(where):
+        # deferred: chromadb is loaded by the collection; importing it at module level would not be
+        from chromadb.errors import InvalidArgumentError
+
+        try:
             ids = list(collection.get(where=where, include=[])["ids"])
+        except (ValueError, InvalidArgumentError) as exc:
+            raise InputError(f"invalid metadata filter {json.dumps(where, ensure_ascii=False)[:200]}: "
+                             f"{str(exc).splitlines()[0][:200]}") from None
         if ttl > 0:
             with self._filter_ids_lock:
                 self._filter_ids[key] = (written, time.monotonic(), ids)
@@ -256,19 +260,6 @@ class Store:
                 while len(self._filter_ids) > FILTER_CACHE_SIZE:
                     self._filter_ids.popitem(last=False)
         return ids
-
-    @staticmethod
-    @contextmanager
-    def _invalid_filter(where: dict):
-        """Chroma's complaint about ``where`` as an :class:`InputError` naming the filter."""
-        # deferred: chromadb is loaded by the collection; importing it at module level would not be
-        from chromadb.errors import InvalidArgumentError
-
-        try:
-            yield
-        except (ValueError, InvalidArgumentError) as exc:
-            raise InputError(f"invalid metadata filter {json.dumps(where, ensure_ascii=False)[:200]}: "
-                             f"{str(exc).splitlines()[0][:200]}") from None
 
     def _nearest(self, collection, vector: np.ndarray, n: int, ids: list[str] | None = None) -> list[Match]:
         """The ``n`` nearest entries, among ``ids`` when given."""
@@ -285,8 +276,7 @@ class Store:
         # between leaves vectors of an item that does not exist, which nobody may be shown.
         # Records are never deleted, so an item seen committed stays so: only new ids are asked.
         unknown = [i for i in dict.fromkeys(m.item_id for m in matches) if i not in self._known_committed]
-        if unknown and not self._read_all_committed and self._asked_committed + len(unknown) > COMMITTED_BULK:
-            self._read_all_committed = True
+        if unknown and self._all_ids is None and self._asked_committed + len(unknown) > COMMITTED_BULK:
             self.all_item_ids()
             unknown = [i for i in unknown if i not in self._known_committed]
         if unknown:  # committed since (by another process), or vectors of an unfinished ingest
