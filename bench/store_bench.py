@@ -259,7 +259,7 @@ def measure(settings: Settings, items: dict, spaces: dict[str, Space], args, rep
     save()
     report["service"] = service_latency(settings, args.users, args.seed)
     save()
-    report["query"] = {f"ef_search={args.search_ef}": queries(Store(settings), spaces, args.queries, args.noise,
+    report["query"] = {f"ef_search={settings.store_search_ef}": queries(Store(settings), spaces, args.queries, args.noise,
                                                               args.seed)}
     save()
 
@@ -276,7 +276,8 @@ def main() -> None:
     parser.add_argument("--synthesis", choices=["mixtures", "copies"], default="mixtures",
                         help="synthetic vectors: a mix of two real items plus noise, or a real item plus noise")
     parser.add_argument("--spaces", help="comma-separated prefixes of the spaces to copy and measure (default: all)")
-    parser.add_argument("--search-ef", type=int, default=100, help="the HNSW ef_search to query with")
+    parser.add_argument("--search-ef", type=int, default=Settings.model_fields["store_search_ef"].default,
+                        help="the HNSW ef_search to query with (default: the setting's default)")
     parser.add_argument("--home", type=Path, help="keep the filled embedded store here; reuse it when it "
                         "was filled with the same growth arguments")
     parser.add_argument("--out", type=Path)
