@@ -26,7 +26,7 @@ class EmbeddedServer:
 
 def embedded_server(settings: Settings) -> EmbeddedServer:
     """The running embedded server for ``settings`` (started on first use)."""
-    key = ("llm", *settings.model_key("llm_embedded_model", "llm_context", "llm_threads", "llm_parallel",
+    key = ("llm", *settings.model_key("llm_embedded_model", "llm_context", "llm_threads", "llm_parallel", "llm_batch",
                                       "llm_speculative", "llm_draft_model"))
     return once(key, lambda: _start(settings))
 
@@ -43,6 +43,8 @@ def _start(settings: Settings) -> EmbeddedServer:
     params.n_parallel = settings.llm_parallel
     params.use_jinja = True
     params.cache_prompt = True
+    params.n_ubatch = settings.llm_batch
+    params.n_batch = max(params.n_batch, settings.llm_batch)
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     if settings.llm_speculative == "ngram":

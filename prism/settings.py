@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     llm_context: int = Field(4096, ge=1024, description="Context window of the embedded model (tokens).")
     llm_threads: int | None = Field(None, ge=1, description="CPU threads of the embedded model; default: all cores.")
     llm_parallel: int = Field(1, ge=1, description="Concurrent sequences the embedded model serves.")
+    llm_batch: int = Field(512, ge=8, description="Prompt tokens the embedded model evaluates in one pass "
+                           "(llama.cpp's n_ubatch; a longer prompt takes several).")
     llm_speculative: Literal["none", "ngram", "draft"] = Field(
         "none", description="Speculative decoding of the embedded model: ngram drafts tokens from earlier text "
         "of the same context (prompt lookup), draft has llm_draft_model propose them; the model then checks "

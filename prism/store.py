@@ -36,8 +36,12 @@ ITEMS = "items"
 # FILTER_PROBE_MAX times, before it lets Chroma filter (Store.query).
 FILTER_PROBE = 3
 FILTER_PROBE_MAX = 40
-# How many filters' passing entry ids a Store keeps (Store._passing_ids), least recently used out.
+# How many filters' passing entries a Store keeps (Store._passing), least recently used out,
+# and how many bytes of their vectors at most.
 FILTER_CACHE_SIZE = 16
+FILTER_CACHE_BYTES = 256 * 2**20
+# A filter passing at most this many entries is answered by exact search among them, in memory.
+FILTER_EXACT_MAX = 20_000
 # After asking about this many item ids one query at a time, a Store reads every committed id
 # once (Store._committed): a store that answers many queries stops paying a records lookup each.
 COMMITTED_BULK = 500
@@ -64,6 +68,31 @@ class Match:
     text: str
     similarity: float
     metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Passing:
+    """The entries of a space that one filter lets through: their ids, and when there are at
+    most FILTER_EXACT_MAX of them, their unit vectors, metadata and texts for an exact search."""
+
+    ids: list[str]
+    unit: np.ndarray | None = None  # float32 [len(ids), d]
+    metadatas: list[dict[str, Any]] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.unit is None else self.unit.nbytes
+
+    def nearest(self, vector: np.ndarray, n: int) -> list[Match]:
+        """The ``n`` entries most cosine-similar to ``vector``, exactly."""
+        query = np.asarray(vector, dtype=np.float32)
+        scores = self.unit @ (query / max(float(np.linalg.norm(query)), 1e-12))
+        top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [Match(item_id=self.metadatas[i]["item_id"], field=self.metadatas[i]["field"],
+                      text=self.documents[i] or "", similarity=float(scores[i]), metadata=self.metadatas[i])
+                for i in top]
 
 
 def make_client(settings: Settings):
@@ -100,7 +129,7 @@ class Store:
         where = (f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host
                  else str(settings.chroma_path.resolve()))
         self._location = f"{where}/{settings.collection_prefix}"
-        self._filter_ids: OrderedDict[tuple[str, str], tuple[int, float, list[str]]] = OrderedDict()
+        self._filter_ids: OrderedDict[tuple[str, str], tuple[int, float, _Passing]] = OrderedDict()
         self._filter_ids_lock = threading.Lock()
         with _WRITE_LOCKS_GUARD:
             # One lock per store location, shared by every Store of this process: writes of the
@@ -136,7 +165,7 @@ class Store:
 
     def _wrote(self, space: str) -> None:
         """Note a finished write of ``space``'s vectors: every Store of this location drops the
-        filter results it keeps for it (:meth:`_passing_ids`), also those looked up while the
+        filter results it keeps for it (:meth:`_passing`), also those looked up while the
         write was under way."""
         with _WRITE_LOCKS_GUARD:
             key = (self._location, space)
@@ -209,7 +238,8 @@ class Store:
         it and filtered here (:mod:`prism.where`, Chroma's semantics); when too few pass, once
         more as many as the share that passed says are needed (up to ``FILTER_PROBE_MAX`` × n).
         A filter more selective than that among the query's neighbours is evaluated by Chroma
-        (:meth:`_passing_ids`, kept a while) and only the entries it lets through are searched."""
+        (:meth:`_passing`, kept a while) and only the entries it lets through are searched:
+        exactly, in memory, when there are at most ``FILTER_EXACT_MAX`` of them."""
         collection = self.collection(space)
         if where:
             probe = n * FILTER_PROBE
@@ -225,18 +255,22 @@ class Store:
                 if probe >= n * FILTER_PROBE_MAX or needed > n * FILTER_PROBE_MAX:
                     break
                 probe = int(needed) + 1
-            allowed = self._passing_ids(space, collection, where)
-            return self._committed(self._nearest(collection, vector, n, ids=allowed) if allowed else [])
+            passing = self._passing(space, collection, where)
+            if passing.unit is not None:
+                return self._committed(passing.nearest(vector, n) if passing.ids else [])
+            return self._committed(self._nearest(collection, vector, n, ids=passing.ids))
         return self._committed(self._nearest(collection, vector, n))
 
-    def _passing_ids(self, space: str, collection, where: dict) -> list[str]:
-        """Ids of the entries of ``space`` that ``where`` lets through, by Chroma's own evaluation.
+    def _passing(self, space: str, collection, where: dict) -> _Passing:
+        """The entries of ``space`` that ``where`` lets through, by Chroma's own evaluation.
 
         Chroma's filtered query spends most of its time there (at 198,000 entries: 100 ms of
         163 for a filter passing 8,970; 1.4 s of 1.44 s for one passing 189,000), and a query
-        among given ids is fast (28 ms and 163 ms; bench/filter_paths.py), so the ids are kept
-        for ``store_filter_cache_seconds``, until a write of the space through this process,
-        for the last ``FILTER_CACHE_SIZE`` filters."""
+        among given ids is fast (28 ms and 163 ms; bench/filter_paths.py), so the entries are
+        kept for ``store_filter_cache_seconds``, until a write of the space through this process,
+        for the last ``FILTER_CACHE_SIZE`` filters and ``FILTER_CACHE_BYTES`` of vectors. Up to
+        ``FILTER_EXACT_MAX`` entries are read whole, vectors included, so that a query among
+        them is an exact product in memory (no HNSW search, no ids sent to a server)."""
         key = (space, json.dumps(where, sort_keys=True, ensure_ascii=False))
         ttl = self.settings.store_filter_cache_seconds
         written = _SPACE_WRITES.get((self._location, space), 0)
@@ -249,17 +283,28 @@ class Store:
         from chromadb.errors import InvalidArgumentError
 
         try:
-            ids = list(collection.get(where=where, include=[])["ids"])
+            got = collection.get(where=where, limit=FILTER_EXACT_MAX + 1,
+                                 include=["embeddings", "metadatas", "documents"])
+            if len(got["ids"]) <= FILTER_EXACT_MAX:
+                vectors = (np.asarray(got["embeddings"], dtype=np.float32) if got["ids"]
+                           else np.zeros((0, 1), dtype=np.float32))
+                norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                passing = _Passing(list(got["ids"]), vectors / norms, list(got["metadatas"]),
+                                   list(got["documents"] or [""] * len(got["ids"])))
+            else:  # too many to hold: their ids only, searched among by Chroma
+                passing = _Passing(list(collection.get(where=where, include=[])["ids"]))
         except (ValueError, InvalidArgumentError) as exc:
             raise InputError(f"invalid metadata filter {json.dumps(where, ensure_ascii=False)[:200]}: "
                              f"{str(exc).splitlines()[0][:200]}") from None
         if ttl > 0:
             with self._filter_ids_lock:
-                self._filter_ids[key] = (written, time.monotonic(), ids)
+                self._filter_ids[key] = (written, time.monotonic(), passing)
                 self._filter_ids.move_to_end(key)
-                while len(self._filter_ids) > FILTER_CACHE_SIZE:
+                while len(self._filter_ids) > 1 and (
+                        len(self._filter_ids) > FILTER_CACHE_SIZE or
+                        sum(kept[2].nbytes for kept in self._filter_ids.values()) > FILTER_CACHE_BYTES):
                     self._filter_ids.popitem(last=False)
-        return ids
+        return passing
 
     def _nearest(self, collection, vector: np.ndarray, n: int, ids: list[str] | None = None) -> list[Match]:
         """The ``n`` nearest entries, among ``ids`` when given."""

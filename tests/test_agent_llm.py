@@ -83,9 +83,11 @@ def test_an_openai_compatible_endpoint_chosen_by_settings(demo_service, tmp_path
 
 
 def test_a_real_fast_answer_streams_cards_then_one_short_message_step(demo_service, tmp_path):
-    """settings.agent_fast_answer with n-gram speculative decoding on the real model: the
-    tools' picks stream as cards before the only LLM step, which writes the message alone."""
-    settings = demo_service.settings.model_copy(update={"agent_fast_answer": True, "llm_speculative": "ngram"})
+    """settings.agent_fast_answer with n-gram speculative decoding and a small prompt batch
+    (llm_batch) on the real model: the tools' picks stream as cards before the only LLM step,
+    which writes the message alone."""
+    settings = demo_service.settings.model_copy(update={"agent_fast_answer": True, "llm_speculative": "ngram",
+                                                        "llm_batch": 64})
     events = []
     agent = Agent(PrismService(settings), chat_model(settings), SessionStore(tmp_path / "fast.sqlite3"))
     result = agent.run_turn("fast", "a calm film about space", on_event=events.append)
