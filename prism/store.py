@@ -40,7 +40,9 @@ FILTER_PROBE_MAX = 40
 # and how many bytes of their vectors at most.
 FILTER_CACHE_SIZE = 16
 FILTER_CACHE_BYTES = 256 * 2**20
-# A filter passing at most this many entries is answered by exact search among them, in memory.
+# A filter asked for this many times while its entries are kept, passing at most
+# FILTER_EXACT_MAX entries, is answered by exact search among their vectors, in memory.
+FILTER_EXACT_AFTER = 3
 FILTER_EXACT_MAX = 20_000
 # After asking about this many item ids one query at a time, a Store reads every committed id
 # once (Store._committed): a store that answers many queries stops paying a records lookup each.
@@ -73,26 +75,21 @@ class Match:
 @dataclass(frozen=True)
 class _Passing:
     """The entries of a space that one filter lets through: their ids, and when there are at
-    most FILTER_EXACT_MAX of them, their unit vectors, metadata and texts for an exact search."""
+    most FILTER_EXACT_MAX of them, their unit vectors for an exact search."""
 
     ids: list[str]
     unit: np.ndarray | None = None  # float32 [len(ids), d]
-    metadatas: list[dict[str, Any]] = field(default_factory=list)
-    documents: list[str] = field(default_factory=list)
 
     @property
     def nbytes(self) -> int:
         return 0 if self.unit is None else self.unit.nbytes
 
-    def nearest(self, vector: np.ndarray, n: int) -> list[Match]:
-        """The ``n`` entries most cosine-similar to ``vector``, exactly."""
+    def nearest(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """The ids and cosine similarities of the ``n`` entries nearest to ``vector``, exactly."""
         query = np.asarray(vector, dtype=np.float32)
         scores = self.unit @ (query / max(float(np.linalg.norm(query)), 1e-12))
         top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [Match(item_id=self.metadatas[i]["item_id"], field=self.metadatas[i]["field"],
-                      text=self.documents[i] or "", similarity=float(scores[i]), metadata=self.metadatas[i])
-                for i in top]
+        return [(self.ids[i], float(scores[i])) for i in top[np.argsort(-scores[top], kind="stable")]]
 
 
 def make_client(settings: Settings):
@@ -129,7 +126,8 @@ class Store:
         where = (f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host
                  else str(settings.chroma_path.resolve()))
         self._location = f"{where}/{settings.collection_prefix}"
-        self._filter_ids: OrderedDict[tuple[str, str], tuple[int, float, _Passing]] = OrderedDict()
+        # per filter: the write count and time it was looked up at, its entries, how often asked for
+        self._filter_ids: OrderedDict[tuple[str, str], tuple[int, float, _Passing, int]] = OrderedDict()
         self._filter_ids_lock = threading.Lock()
         with _WRITE_LOCKS_GUARD:
             # One lock per store location, shared by every Store of this process: writes of the
@@ -256,9 +254,9 @@ class Store:
                     break
                 probe = int(needed) + 1
             passing = self._passing(space, collection, where)
-            if passing.unit is not None:
-                return self._committed(passing.nearest(vector, n) if passing.ids else [])
-            return self._committed(self._nearest(collection, vector, n, ids=passing.ids))
+            if passing.unit is None:
+                return self._committed(self._nearest(collection, vector, n, ids=passing.ids))
+            return self._committed(self._matches(collection, passing.nearest(vector, n)) if passing.ids else [])
         return self._committed(self._nearest(collection, vector, n))
 
     def _passing(self, space: str, collection, where: dict) -> _Passing:
@@ -268,9 +266,13 @@ class Store:
         163 for a filter passing 8,970; 1.4 s of 1.44 s for one passing 189,000), and a query
         among given ids is fast (28 ms and 163 ms; bench/filter_paths.py), so the entries are
         kept for ``store_filter_cache_seconds``, until a write of the space through this process,
-        for the last ``FILTER_CACHE_SIZE`` filters and ``FILTER_CACHE_BYTES`` of vectors. Up to
-        ``FILTER_EXACT_MAX`` entries are read whole, vectors included, so that a query among
-        them is an exact product in memory (no HNSW search, no ids sent to a server)."""
+        for the last ``FILTER_CACHE_SIZE`` filters and ``FILTER_CACHE_BYTES`` of vectors.
+
+        A filter asked for ``FILTER_EXACT_AFTER`` times while kept, passing at most
+        ``FILTER_EXACT_MAX`` entries, has their vectors read too, so that its later queries are
+        an exact product in memory (no HNSW search, no ids sent to a server) that then reads
+        only the metadata and text of the entries it found. Reading them costs about four id
+        lookups (8,970 vectors: 0.4 s), which a filter asked for once or twice never pays."""
         key = (space, json.dumps(where, sort_keys=True, ensure_ascii=False))
         ttl = self.settings.store_filter_cache_seconds
         written = _SPACE_WRITES.get((self._location, space), 0)
@@ -278,33 +280,49 @@ class Store:
             kept = self._filter_ids.get(key)
             if kept and kept[0] == written and time.monotonic() - kept[1] < ttl:
                 self._filter_ids.move_to_end(key)
-                return kept[2]
+                _, looked_up, passing, uses = kept
+                self._filter_ids[key] = (written, looked_up, passing, uses + 1)
+                if passing.unit is not None or uses + 1 < FILTER_EXACT_AFTER or len(passing.ids) > FILTER_EXACT_MAX:
+                    return passing
+                hot = True
+            else:
+                hot = False
+        if hot:  # read the vectors once, outside the lock: other queries go on meanwhile
+            passing = self._with_vectors(collection, passing)
+            self._keep(key, (written, looked_up, passing, FILTER_EXACT_AFTER))
+            return passing
         # deferred: chromadb is loaded by the collection; importing it at module level would not be
         from chromadb.errors import InvalidArgumentError
 
         try:
-            got = collection.get(where=where, limit=FILTER_EXACT_MAX + 1,
-                                 include=["embeddings", "metadatas", "documents"])
-            if len(got["ids"]) <= FILTER_EXACT_MAX:
-                vectors = (np.asarray(got["embeddings"], dtype=np.float32) if got["ids"]
-                           else np.zeros((0, 1), dtype=np.float32))
-                norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-                passing = _Passing(list(got["ids"]), vectors / norms, list(got["metadatas"]),
-                                   list(got["documents"] or [""] * len(got["ids"])))
-            else:  # too many to hold: their ids only, searched among by Chroma
-                passing = _Passing(list(collection.get(where=where, include=[])["ids"]))
+            passing = _Passing(list(collection.get(where=where, include=[])["ids"]))
         except (ValueError, InvalidArgumentError) as exc:
             raise InputError(f"invalid metadata filter {json.dumps(where, ensure_ascii=False)[:200]}: "
                              f"{str(exc).splitlines()[0][:200]}") from None
         if ttl > 0:
-            with self._filter_ids_lock:
-                self._filter_ids[key] = (written, time.monotonic(), passing)
-                self._filter_ids.move_to_end(key)
-                while len(self._filter_ids) > 1 and (
-                        len(self._filter_ids) > FILTER_CACHE_SIZE or
-                        sum(kept[2].nbytes for kept in self._filter_ids.values()) > FILTER_CACHE_BYTES):
-                    self._filter_ids.popitem(last=False)
+            self._keep(key, (written, time.monotonic(), passing, 1))
         return passing
+
+    def _keep(self, key: tuple[str, str], kept: tuple[int, float, _Passing, int]) -> None:
+        """Keep a filter's entries, dropping the least recently used beyond the count and bytes."""
+        with self._filter_ids_lock:
+            self._filter_ids[key] = kept
+            self._filter_ids.move_to_end(key)
+            while len(self._filter_ids) > 1 and (
+                    len(self._filter_ids) > FILTER_CACHE_SIZE or
+                    sum(each[2].nbytes for each in self._filter_ids.values()) > FILTER_CACHE_BYTES):
+                self._filter_ids.popitem(last=False)
+
+    def _with_vectors(self, collection, passing: _Passing) -> _Passing:
+        """``passing`` with its entries' unit vectors (an entry deleted since is left out)."""
+        read, chunks = [], []
+        for start in range(0, len(passing.ids), self.max_batch):
+            got = collection.get(ids=passing.ids[start : start + self.max_batch], include=["embeddings"])
+            if got["ids"]:
+                read += got["ids"]
+                chunks.append(np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1))
+        vectors = np.concatenate(chunks) if chunks else np.zeros((0, 1), dtype=np.float32)
+        return _Passing(read, vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
 
     def _nearest(self, collection, vector: np.ndarray, n: int, ids: list[str] | None = None) -> list[Match]:
         """The ``n`` nearest entries, among ``ids`` when given."""
@@ -315,6 +333,13 @@ class Store:
                   metadata=meta)
             for meta, doc, dist in zip(result["metadatas"][0], result["documents"][0], result["distances"][0])
         ]
+
+    def _matches(self, collection, found: list[tuple[str, float]]) -> list[Match]:
+        """``found`` (entry ids with their similarity) as matches, with their metadata and text."""
+        got = collection.get(ids=[entry_id for entry_id, _ in found], include=["metadatas", "documents"])
+        read = {entry_id: (meta, doc) for entry_id, meta, doc in zip(got["ids"], got["metadatas"], got["documents"])}
+        return [Match(item_id=read[e][0]["item_id"], field=read[e][0]["field"], text=read[e][1] or "",
+                      similarity=similarity, metadata=read[e][0]) for e, similarity in found if e in read]
 
     def _committed(self, matches: list[Match]) -> list[Match]:
         # Vectors are written before the item record (the commit marker): an ingest killed in

@@ -76,12 +76,12 @@ def filmstore(tmp_path, **settings_update) -> tuple[Store, np.ndarray]:
 
 
 def spy(store: Store, space: str) -> tuple[list, list, object]:
-    """Record the filters of a collection's queries and gets; also return its real query."""
+    """Record the filters of a collection's queries and filtered gets; also return its real query."""
     collection = store.collection(space)
     queries, gets = [], []
     query, get = collection.query, collection.get
     collection.query = lambda **kw: queries.append((kw.get("where"), kw.get("ids") is not None)) or query(**kw)
-    collection.get = lambda **kw: gets.append(kw.get("where")) or get(**kw)
+    collection.get = lambda **kw: ("where" in kw and gets.append(kw["where"])) or get(**kw)  # filtered gets
     return queries, gets, query
 
 
@@ -99,7 +99,7 @@ def test_a_broad_filter_is_applied_to_more_unfiltered_neighbours_and_a_selective
         expected = query(query_embeddings=[vectors[7]], n_results=20, where=where, include=["distances"])["ids"][0]
         assert [f"{m.item_id}|document" for m in got] == expected
         assert queries.count((None, False)) == probes and (gets == [where]) is chroma_filters, (queries, gets)
-        assert (None, True) not in queries  # the passing entries, few, were searched in memory
+        assert ((None, True) in queries) is chroma_filters  # the search among the passing entries
     assert len(store.query("films", vectors[7], n=20, where=selective)) == 1
     assert FILTER_PROBE_MAX * 20 < 1000  # the probes saw part of the space, not all of it
     with pytest.raises(InputError, match="invalid metadata filter"):
@@ -115,27 +115,33 @@ def test_the_entries_a_filter_passes_are_searched_exactly_or_by_chroma_when_too_
     early = {"year": {"$lt": 1910}}  # ids 0-9, 100-109, ...: 100 entries
     passing = np.array([1900 + i % 100 < 1910 for i in range(1000)])
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    for q in vectors[[3, 250, 999]] + 0.5:
+    searched_by_chroma = []
+    for q in vectors[[3, 250, 999, 4]] + 0.5:
+        queries.clear()
         scores = np.where(passing, unit @ (q / np.linalg.norm(q)), -np.inf)
         truth = [str(i) for i in np.argsort(-scores)[:20]]
         got = store.query("films", q, n=20, where=early)
         assert [m.item_id for m in got] == truth
         assert np.allclose([m.similarity for m in got], np.sort(scores)[::-1][:20], atol=1e-5)
         assert got[0].text == f"plot {got[0].item_id}" and got[0].metadata["year"] < 1910
-    assert gets == [early] and (None, True) not in queries  # read once, then searched in memory
+        searched_by_chroma.append((None, True) in queries)
+    # looked up once; Chroma searched among the ids until the third query read their vectors
+    assert gets == [early] and searched_by_chroma == [True, True, False, False]
 
     monkeypatch.setattr(prism.store, "FILTER_EXACT_MAX", 50)  # now too many to hold
     holding = Store(store.settings)
     queries, gets, _ = spy(holding, "films")
-    assert [m.item_id for m in holding.query("films", q, n=20, where=early)] == truth
-    assert (None, True) in queries and gets == [early, early]  # ids only, and Chroma searched among them
+    for _ in range(4):
+        queries.clear()
+        assert [m.item_id for m in holding.query("films", q, n=20, where=early)] == truth
+    assert (None, True) in queries and gets == [early]  # ids only, and Chroma searched among them
 
     monkeypatch.setattr(prism.store, "FILTER_EXACT_MAX", 20_000)
     monkeypatch.setattr(prism.store, "FILTER_CACHE_BYTES", 100 * 16 * 4)  # room for one filter's vectors
     budget = Store(store.settings)
     _, gets, _ = spy(budget, "films")
     late = {"year": {"$gte": 1990}}
-    for where in (early, early, late, late, early):
+    for where in [early] * 3 + [late] * 3 + [early]:
         budget.query("films", vectors[3], n=5, where=where)
     assert gets == [early, late, early]  # the second filter's vectors pushed the first one's out
 
