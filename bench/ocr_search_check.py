@@ -35,7 +35,8 @@ BEFORE = {"ocr_detect_side": 736, "ocr_angle_classifier": True}
 
 
 def ingest(home: Path, rows: list, update: dict) -> tuple[PrismService, float]:
-    settings = Settings(home=home).model_copy(update=update)
+    """A fresh store at ``home`` holding ``rows``, ingested with the settings ``update``."""
+    settings = Settings(home=home, model_cache_dir=Settings().model_cache).model_copy(update=update)
     service = PrismService(settings)
     started = time.perf_counter()
     Ingestor(settings, service.store).run(rows)
