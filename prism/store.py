@@ -236,8 +236,9 @@ class Store:
         it and filtered here (:mod:`prism.where`, Chroma's semantics); when too few pass, once
         more as many as the share that passed says are needed (up to ``FILTER_PROBE_MAX`` × n).
         A filter more selective than that among the query's neighbours is evaluated by Chroma
-        (:meth:`_passing`, kept a while) and only the entries it lets through are searched:
-        exactly, in memory, when there are at most ``FILTER_EXACT_MAX`` of them."""
+        (:meth:`_passing`, kept a while) and only the entries it lets through are searched: by
+        Chroma among their ids, or exactly in memory once the filter has proved to be asked for
+        again and again."""
         collection = self.collection(space)
         if where:
             probe = n * FILTER_PROBE
@@ -254,9 +255,11 @@ class Store:
                     break
                 probe = int(needed) + 1
             passing = self._passing(space, collection, where)
+            if not passing.ids:
+                return []
             if passing.unit is None:
                 return self._committed(self._nearest(collection, vector, n, ids=passing.ids))
-            return self._committed(self._matches(collection, passing.nearest(vector, n)) if passing.ids else [])
+            return self._committed(self._matches(collection, passing.nearest(vector, n)))
         return self._committed(self._nearest(collection, vector, n))
 
     def _passing(self, space: str, collection, where: dict) -> _Passing:

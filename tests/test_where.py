@@ -101,6 +101,7 @@ def test_a_broad_filter_is_applied_to_more_unfiltered_neighbours_and_a_selective
         assert queries.count((None, False)) == probes and (gets == [where]) is chroma_filters, (queries, gets)
         assert ((None, True) in queries) is chroma_filters  # the search among the passing entries
     assert len(store.query("films", vectors[7], n=20, where=selective)) == 1
+    assert store.query("films", vectors[7], n=20, where={"year": 2050}) == []  # nothing passes: nothing found
     assert FILTER_PROBE_MAX * 20 < 1000  # the probes saw part of the space, not all of it
     with pytest.raises(InputError, match="invalid metadata filter"):
         store.query("films", vectors[7], n=20, where={"year": {"$gt": "soon"}})
