@@ -85,10 +85,9 @@ def main() -> None:
             row[f"probe_{probe}_keeps_k_share"] = float(np.mean(enough))
         row["store_query_keeping_ids_ms"], store_found = timed(queries, lambda q: kept.query(args.space, q, K, where))
         # recall@K of each path against the exact answer among the passing entries
-        chunks = [collection.get(ids=ids[start:start + kept.max_batch], include=["embeddings"])
-                  for start in range(0, len(ids), kept.max_batch)]
-        passing_ids = [i for chunk in chunks for i in chunk["ids"]]
-        matrix = np.concatenate([np.asarray(chunk["embeddings"], dtype=np.float32) for chunk in chunks])
+        passing = kept.get_vectors(args.space, ids)
+        passing_ids = list(passing)
+        matrix = np.stack(list(passing.values()))
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
         exact = [{passing_ids[i] for i in np.argsort(-(matrix @ (q / np.linalg.norm(q))))[:K]} for q in queries]
         row["recall_at_k"] = {

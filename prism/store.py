@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from prism.errors import InputError
+from prism.ranking.metrics import top_k
 from prism.settings import Settings
+from prism.tools.text_encoders import unit_rows
 from prism.where import Unsupported, matches
 
 ITEMS = "items"
@@ -86,10 +88,8 @@ class _Passing:
 
     def nearest(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """The ids and cosine similarities of the ``n`` entries nearest to ``vector``, exactly."""
-        query = np.asarray(vector, dtype=np.float32)
-        scores = self.unit @ (query / max(float(np.linalg.norm(query)), 1e-12))
-        top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
-        return [(self.ids[i], float(scores[i])) for i in top[np.argsort(-scores[top], kind="stable")]]
+        scores = self.unit @ unit_rows(np.asarray(vector)[None, :])[0]
+        return [(self.ids[i], float(scores[i])) for i in top_k(scores[None, :], n)[0] if i >= 0]
 
 
 def make_client(settings: Settings):
@@ -291,7 +291,8 @@ class Store:
             else:
                 hot = False
         if hot:  # read the vectors once, outside the lock: other queries go on meanwhile
-            passing = self._with_vectors(collection, passing)
+            found = self.get_vectors(space, passing.ids)  # an entry deleted since is left out
+            passing = _Passing(list(found), unit_rows(np.stack(list(found.values())) if found else np.zeros((0, 1))))
             self._keep(key, (written, looked_up, passing, FILTER_EXACT_AFTER))
             return passing
         # deferred: chromadb is loaded by the collection; importing it at module level would not be
@@ -315,17 +316,6 @@ class Store:
                     len(self._filter_ids) > FILTER_CACHE_SIZE or
                     sum(each[2].nbytes for each in self._filter_ids.values()) > FILTER_CACHE_BYTES):
                 self._filter_ids.popitem(last=False)
-
-    def _with_vectors(self, collection, passing: _Passing) -> _Passing:
-        """``passing`` with its entries' unit vectors (an entry deleted since is left out)."""
-        read, chunks = [], []
-        for start in range(0, len(passing.ids), self.max_batch):
-            got = collection.get(ids=passing.ids[start : start + self.max_batch], include=["embeddings"])
-            if got["ids"]:
-                read += got["ids"]
-                chunks.append(np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1))
-        vectors = np.concatenate(chunks) if chunks else np.zeros((0, 1), dtype=np.float32)
-        return _Passing(read, vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
 
     def _nearest(self, collection, vector: np.ndarray, n: int, ids: list[str] | None = None) -> list[Match]:
         """The ``n`` nearest entries, among ``ids`` when given."""
